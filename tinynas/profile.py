@@ -1,0 +1,179 @@
+"""Profile an int8 model against a board: memory, flash, latency, and a fit verdict.
+
+Everything here is computed from the op graph with our own models (planner,
+flash, latency); the TFLM measurement is an optional cross-check that runs in a
+child process. The same functions serve `tinynas profile` and the report of
+`tinynas run`, so both always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .graph import Graph
+from .planner import plan_arena
+
+
+def tflm_unsupported(g: Graph) -> list[str]:
+    """Op types TFLM has no kernel for (custom ops included)."""
+    from .cgen import unsupported_ops
+
+    return unsupported_ops(g.op_types)
+
+
+@dataclass
+class Verdict:
+    fits: bool
+    violations: list[dict[str, Any]]
+
+
+def verdict(sram_bytes: int, flash_bytes: int, board, unsupported: list[str],
+            latency_ms: float | None = None, latency_limit_ms: float | None = None) -> Verdict:
+    """Which limits are exceeded, and by how many bytes."""
+    v: list[dict[str, Any]] = []
+    if sram_bytes > board.sram_bytes:
+        v.append({"limit": "sram", "needed": sram_bytes, "available": board.sram_bytes,
+                  "over_bytes": sram_bytes - board.sram_bytes})
+    if flash_bytes > board.flash_bytes:
+        v.append({"limit": "flash", "needed": flash_bytes, "available": board.flash_bytes,
+                  "over_bytes": flash_bytes - board.flash_bytes})
+    if latency_limit_ms is not None and latency_ms is not None and latency_ms > latency_limit_ms:
+        v.append({"limit": "latency", "needed_ms": latency_ms, "available_ms": latency_limit_ms})
+    if unsupported:
+        v.append({"limit": "ops", "unsupported": unsupported})
+    return Verdict(fits=not v, violations=v)
+
+
+def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
+                  latency_limit_ms: float | None = None) -> dict[str, Any]:
+    """The full profile as a JSON-able dict (the schema of `tinynas profile --json`)."""
+    from .latency import graph_latency
+
+    ref = plan_arena(g, pointer_bytes=8, kernels="reference")
+    dev = plan_arena(g, pointer_bytes=board.pointer_bytes, kernels=board.kernels,
+                     core=board.core, dsp=board.dsp)
+    no_scratch = plan_arena(g, pointer_bytes=board.pointer_bytes, kernels="reference")
+    lat = graph_latency(g, board, lut)
+    per_op_lat = {p.index: p for p in lat.per_op}
+    unsupported = tflm_unsupported(g)
+    flash = g.model_bytes + board.flash_reserved_bytes
+    sram = dev.arena_bytes + board.sram_reserved_bytes
+    ver = verdict(sram, flash, board, unsupported, lat.total_ms, latency_limit_ms)
+    ops = []
+    for op in g.ops:
+        pl = per_op_lat.get(op.index)
+        ops.append({
+            "index": op.index, "type": op.type,
+            "inputs": [list(g.tensors[i].shape) for i in op.inputs if i >= 0 and not g.tensors[i].is_const],
+            "outputs": [list(g.tensors[i].shape) for i in op.outputs if i >= 0],
+            "macs": op.macs, "weight_bytes": op.weight_bytes,
+            "live_bytes": dev.live_bytes[op.index] if dev.live_bytes else 0,
+            "arena_in_use_bytes": dev.footprint_bytes[op.index] if dev.footprint_bytes else 0,
+            "scratch_bytes": dev.scratch.get(op.index, 0),
+            "latency_ms": round(pl.ms, 4) if pl else None,
+            "latency_source": pl.source if pl else None,
+        })
+    return {
+        "model": g.source, "model_bytes": g.model_bytes,
+        "board": board.id, "board_name": board.name,
+        "macs": g.total_macs,
+        "arena_bytes_measured": measured_arena,
+        "arena_bytes_estimated": ref.arena_bytes,
+        "arena_bytes_device": dev.arena_bytes,
+        "cmsis_scratch_bytes": dev.arena_bytes - no_scratch.arena_bytes,
+        "kernel_scratch_max_bytes": max(dev.scratch.values(), default=0),
+        "kernels": board.kernels,
+        "flash_bytes": flash, "sram_bytes": sram,
+        "flash_reserved_bytes": board.flash_reserved_bytes,
+        "sram_reserved_bytes": board.sram_reserved_bytes,
+        "board_sram_bytes": board.sram_bytes, "board_flash_bytes": board.flash_bytes,
+        "latency_ms": round(lat.total_ms, 4),
+        "fits": ver.fits, "violations": ver.violations,
+        "unsupported_ops": unsupported,
+        "input": [_io(g, i) for i in g.inputs], "output": [_io(g, i) for i in g.outputs],
+        "ops": ops,
+    }
+
+
+def _io(g: Graph, i: int) -> dict[str, Any]:
+    t = g.tensors[i]
+    return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+            "scale": t.scale[0] if t.scale else None,
+            "zero_point": t.zero_point[0] if t.zero_point else None}
+
+
+# ------------------------------------------------------------------ text and plot
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:.1f} KiB"
+
+
+def format_report(p: dict[str, Any]) -> str:
+    """The human-readable table of `tinynas profile`."""
+    lines = [f"model  {p['model']}  ({p['model_bytes']:,} B)",
+             f"board  {p['board']}  ({p['board_name']}; kernels {p['kernels']})", ""]
+    hdr = f"{'#':>3} {'op':<20} {'input':<16} {'output':<16} {'MACs':>11} {'weights':>9} {'live act':>10} {'ms':>9}  src"
+    lines += [hdr, "-" * len(hdr)]
+    for o in p["ops"]:
+        shp_in = "x".join(map(str, o["inputs"][0][1:] if o["inputs"] and len(o["inputs"][0]) > 1 else (o["inputs"][0] if o["inputs"] else [])))
+        shp_out = "x".join(map(str, o["outputs"][0][1:] if o["outputs"] and len(o["outputs"][0]) > 1 else (o["outputs"][0] if o["outputs"] else [])))
+        ms = "-" if o["latency_ms"] is None else f"{o['latency_ms']:.3f}"
+        lines.append(f"{o['index']:>3} {o['type'][:20]:<20} {shp_in[:16]:<16} {shp_out[:16]:<16} "
+                     f"{o['macs']:>11,} {o['weight_bytes']:>9,} {o['live_bytes']:>10,} {ms:>9}  {o['latency_source'] or ''}")
+    lines += ["", f"MACs        {p['macs']:,}",
+              f"arena       estimated {p['arena_bytes_estimated']:,} B (x86-64 reference)"
+              + (f", measured {p['arena_bytes_measured']:,} B (TFLM)" if p["arena_bytes_measured"] else "")
+              + f", device {p['arena_bytes_device']:,} B (32-bit, {p['kernels']}, scratch {p['cmsis_scratch_bytes']:,} B)",
+              f"SRAM        {p['sram_bytes']:,} B = arena {p['arena_bytes_device']:,} + reserve {p['sram_reserved_bytes']:,}"
+              f"   of {p['board_sram_bytes']:,} B ({100 * p['sram_bytes'] / p['board_sram_bytes']:.0f}%)",
+              f"flash       {p['flash_bytes']:,} B = model {p['model_bytes']:,} + reserve {p['flash_reserved_bytes']:,}"
+              f"   of {p['board_flash_bytes']:,} B ({100 * p['flash_bytes'] / p['board_flash_bytes']:.0f}%)",
+              f"latency     {p['latency_ms']:.2f} ms (estimated)"]
+    if p["unsupported_ops"]:
+        lines.append(f"unsupported TFLM ops: {', '.join(p['unsupported_ops'])}")
+    if p["fits"]:
+        lines.append(f"verdict     FITS {p['board']}")
+    else:
+        why = []
+        for v in p["violations"]:
+            if "over_bytes" in v:
+                why.append(f"{v['limit']} over by {v['over_bytes']:,} B")
+            elif v["limit"] == "latency":
+                why.append(f"latency {v['needed_ms']:.1f} ms > {v['available_ms']} ms")
+            else:
+                why.append("ops TFLM lacks: " + ", ".join(v["unsupported"]))
+        lines.append(f"verdict     DOES NOT FIT {p['board']}: " + "; ".join(why))
+    return "\n".join(lines)
+
+
+def plot_memory(p: dict[str, Any], path: str) -> None:
+    """Live activation memory per op against the board's SRAM line, as a PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .atomic import write_bytes
+
+    idx = [o["index"] for o in p["ops"]]
+    live = [o["live_bytes"] / 1024 for o in p["ops"]]
+    foot = [o["arena_in_use_bytes"] / 1024 for o in p["ops"]]
+    tail = (p["arena_bytes_device"] - max([o["arena_in_use_bytes"] for o in p["ops"]], default=0)) / 1024
+    fig, ax = plt.subplots(figsize=(max(6, len(idx) * 0.25), 4))
+    ax.bar(idx, live, color="#4C78A8", label="live activations + scratch")
+    ax.step(idx, [f + tail for f in foot], where="mid", color="#F58518", label="arena in use (head + persistent tail)")
+    avail = (p["board_sram_bytes"] - p["sram_reserved_bytes"]) / 1024
+    ax.axhline(avail, color="#E45756", ls="--", label=f"SRAM for arena ({avail:.0f} KiB)")
+    ax.set_xlabel("op index (execution order)")
+    ax.set_ylabel("KiB")
+    ax.set_title(f"{p['model'].split('/')[-1]} on {p['board']}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
