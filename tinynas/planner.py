@@ -318,3 +318,12 @@ def _offline_offsets(g: Graph, ids: list[int]) -> list[int | None]:
         return [None] * len(ids)
     plan = g.offline_plan
     return [plan[t] if t < len(plan) and plan[t] >= 0 else None for t in ids]
+
+
+def cmsis_scratch_bytes(g: Graph, core: str = "cortex-m7", dsp: bool = True,
+                        kernels: str = "cmsis-nn") -> int:
+    """Arena a device kernel library adds over the x86 reference kernels (0 if the scratch
+    fits into gaps of the activation plan)."""
+    with_scratch = plan_arena(g, pointer_bytes=4, kernels=kernels, core=core, dsp=dsp)
+    without = plan_arena(g, pointer_bytes=4, kernels="reference")
+    return with_scratch.arena_bytes - without.arena_bytes

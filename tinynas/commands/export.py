@@ -1,0 +1,388 @@
+"""`tinynas export`: C arrays, headers and a firmware project for a model.
+
+The command has three stages with a seam between each, so new input forms and
+new arena sources slot in without touching the rest:
+
+1. load: `load_model_input` dispatches on the input's suffix to a loader that
+   returns a ModelInput (TFLite bytes + Graph). Today only `from_tflite`; an
+   architecture JSON + PyTorch weights loader will register beside it.
+2. arena: `plan_arena` asks `tinynas.tflm_measure.measure_arena` (or, until that
+   module exists, a private bisection over the TFLM Python runtime) and
+   `tinynas.planner.cmsis_scratch_bytes`, then adds the margin.
+3. write: `write_project` has cgen make the four C/C++ files and
+   firmware.render_target lay out the target project, inside a staged folder that
+   replaces --out only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import staged_dir
+from ..cgen import (arena_for_firmware, c_identifier, check_tflm_ops, generated_files,
+                    opcode_table_ops, round_up)
+from ..errors import UserError
+from ..firmware import available_targets, load_target, render_target
+from ..graph import Graph
+
+DEFAULT_MARGIN = 0.05
+MIN_MARGIN_BYTES = 256
+MEASURE_TIMEOUT_S = 120.0
+
+
+# ----------------------------------------------------------------------------- stage 1: load
+
+@dataclass
+class ModelInput:
+    """What every input form must produce: the .tflite to embed and its graph."""
+
+    tflite_bytes: bytes
+    graph: Graph
+    source: str         # file the model came from, for comments and messages
+    default_name: str   # used when --name is not given
+
+
+def from_tflite(path: Path, args: argparse.Namespace | None = None) -> ModelInput:
+    """A .tflite flatbuffer, embedded byte for byte."""
+    from ..tflite_reader import parse_tflite, read_tflite
+
+    graph = read_tflite(path)  # validates existence, size and format with UserErrors
+    data = path.read_bytes()
+    if len(data) != graph.model_bytes:  # file changed between the two reads
+        graph = parse_tflite(data, source=str(path))
+    return ModelInput(tflite_bytes=data, graph=graph, source=path.name, default_name=path.stem)
+
+
+def _not_yet_architecture(path: Path, args: argparse.Namespace | None = None) -> ModelInput:
+    raise UserError(
+        f"{path}: exporting from an architecture JSON (+ PyTorch weights) is not available yet; "
+        "pass the .tflite the search or finetune step produced"
+    )
+
+
+# Input suffix -> loader. The architecture-JSON form replaces the placeholder here.
+INPUT_FORMS: dict[str, Callable[[Path, argparse.Namespace | None], ModelInput]] = {
+    ".tflite": from_tflite,
+    ".json": _not_yet_architecture,
+}
+
+
+def load_model_input(path: str | os.PathLike, args: argparse.Namespace | None = None) -> ModelInput:
+    """Pick the loader by suffix; an unknown suffix that holds a TFLite flatbuffer still works."""
+    p = Path(path)
+    loader = INPUT_FORMS.get(p.suffix.lower())
+    if loader is None:
+        if p.is_file() and _has_tflite_magic(p):
+            loader = from_tflite
+        elif not p.exists():
+            raise UserError(f"model file {p} does not exist; check the path")
+        else:
+            raise UserError(
+                f"cannot export {p}: expected a .tflite file "
+                f"(supported inputs: {', '.join(sorted(INPUT_FORMS))})"
+            )
+    return loader(p, args)
+
+
+def _has_tflite_magic(p: Path) -> bool:
+    with p.open("rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
+
+
+# ----------------------------------------------------------------------------- stage 2: arena
+
+@dataclass
+class FirmwareArena:
+    """The firmware arena and how it was obtained, for the summary and the header comment."""
+
+    firmware_bytes: int
+    measured_bytes: int | None
+    scratch_bytes: int
+    margin_fraction: float
+    measured_how: str
+    scratch_how: str
+
+    def note(self) -> str:
+        """Multi-line explanation for the settings header."""
+        if self.measured_bytes is None:
+            return (f"{self.firmware_bytes:,} B given with --arena-bytes at export (not measured), "
+                    "rounded up to a multiple of 16.")
+        margin = self.firmware_bytes - self.measured_bytes - self.scratch_bytes
+        pct = f"{self.margin_fraction:.0%}" + (f", at least {MIN_MARGIN_BYTES} B" if self.margin_fraction > 0 else "")
+        rows = [
+            ("measured", self.measured_bytes, self.measured_how),
+            ("scratch", self.scratch_bytes, self.scratch_how),
+            ("margin", margin, f"{pct}, plus rounding to 16 B: covers TFLM version drift and "
+                               "target differences the host measurement cannot see"),
+            ("total", self.firmware_bytes, "compiled into the firmware"),
+        ]
+        lines = ["How the arena was obtained (tinynas export):"]
+        for label, value, how in rows:
+            head = f"  {label:<9}{value:>9,} B  "
+            wrapped = textwrap.wrap(how, width=88 - len(head)) or [""]
+            lines.append(head + wrapped[0])
+            lines += [" " * len(head) + more for more in wrapped[1:]]
+        return "\n".join(lines)
+
+    def one_line(self) -> str:
+        if self.measured_bytes is None:
+            return f"{self.firmware_bytes:,} B (from --arena-bytes)"
+        return (f"{self.firmware_bytes:,} B = {self.measured_bytes:,} measured + "
+                f"{self.scratch_bytes:,} CMSIS-NN scratch + {self.margin_fraction:.0%} margin, to 16 B")
+
+
+def _missing_module(e: ImportError, module: str) -> bool:
+    """True when `module` itself is absent (not when something it imports is broken)."""
+    return e.name == module
+
+
+def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEASURE_TIMEOUT_S) -> tuple[int, str]:
+    """Smallest arena TFLM runs the model in, and a phrase saying how it was found."""
+    try:
+        from ..tflm_measure import measure_arena
+    except ImportError as e:
+        if not _missing_module(e, "tinynas.tflm_measure"):
+            raise
+        n = _bisect_arena(model_bytes, len(graph.inputs), timeout_s)
+        return n, ("smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
+                   "allocates and invokes the model, by bisection to 16 B")
+    measured = measure_arena(model_bytes, timeout_s=timeout_s)
+    if getattr(measured, "arena_bytes", None) is None:
+        reason = getattr(measured, "error", None) or "no reason given"
+        raise UserError(f"the TFLM runtime could not measure the arena ({reason}); "
+                        "pass --arena-bytes N to skip the measurement")
+    how = getattr(measured, "note", None) or (
+        "smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
+        "allocates and invokes the model (tinynas.tflm_measure)")
+    return int(measured.arena_bytes), str(how)
+
+
+def cmsis_scratch(graph: Graph) -> tuple[int, str]:
+    """CMSIS-NN scratch bytes the host measurement misses, and where the figure came from."""
+    try:
+        from ..planner import cmsis_scratch_bytes
+    except ImportError as e:
+        if not _missing_module(e, "tinynas.planner"):
+            raise
+        return 0, "CMSIS-NN kernel scratch: not estimated (tinynas.planner.cmsis_scratch_bytes unavailable)"
+    return int(cmsis_scratch_bytes(graph)), "CMSIS-NN kernel scratch buffers (tinynas.planner estimate)"
+
+
+def plan_arena(model: ModelInput, margin_fraction: float = DEFAULT_MARGIN,
+               arena_override: int | None = None) -> FirmwareArena:
+    if arena_override is not None:
+        return FirmwareArena(round_up(arena_override), None, 0, 0.0, "--arena-bytes", "")
+    measured, how = measure_arena_bytes(model.tflite_bytes, model.graph)
+    scratch, scratch_how = cmsis_scratch(model.graph)
+    total = arena_for_firmware(measured, scratch, margin_fraction, MIN_MARGIN_BYTES)
+    return FirmwareArena(total, measured, scratch, margin_fraction, how, scratch_how)
+
+
+def _bisect_arena(model_bytes: bytes, n_inputs: int, timeout_s: float) -> int:
+    """Fallback arena measurement in a child process (TFLM may abort or print to stderr).
+
+    Private on purpose: tinynas.tflm_measure.measure_arena replaces it once present.
+    """
+    with tempfile.TemporaryDirectory(prefix="tinynas-arena-") as d:
+        model_path = Path(d) / "model.tflite"
+        model_path.write_bytes(model_bytes)
+        code = ("import sys; from tinynas.commands.export import _bisect_child; "
+                "_bisect_child(sys.argv[1], int(sys.argv[2]))")
+        try:
+            proc = subprocess.run([sys.executable, "-c", code, str(model_path), str(max(n_inputs, 1))],
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise UserError(
+                f"measuring the arena with the TFLM runtime took over {timeout_s:.0f} s; "
+                "pass --arena-bytes N to skip the measurement"
+            ) from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(
+            f"the TFLM runtime could not measure the arena (exit {proc.returncode}: {tail}); "
+            "pass --arena-bytes N to skip the measurement"
+        )
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise UserError(f"the TFLM runtime could not run the model ({result['error']}); "
+                        "pass --arena-bytes N to skip the measurement")
+    return int(result["arena_bytes"])
+
+
+def _bisect_child(model_path: str, n_inputs: int) -> None:
+    """Child side of _bisect_arena: print {"arena_bytes": N} or {"error": ...} as JSON."""
+    import numpy as np
+    from tflite_micro.python.tflite_micro import runtime
+
+    data = Path(model_path).read_bytes()
+    last_error = ["unknown error"]
+
+    def runs(arena: int) -> bool:
+        try:
+            interp = runtime.Interpreter.from_bytes(data, arena_size=arena)
+            for i in range(n_inputs):
+                d = interp.get_input_details(i)
+                interp.set_input(np.zeros(d["shape"], dtype=d["dtype"]), i)
+            interp.invoke()
+            return True
+        except Exception as e:  # the runtime raises RuntimeError/ValueError on failure
+            last_error[0] = f"{type(e).__name__}: {e}".splitlines()[0]
+            return False
+
+    hi = max(16 * 1024, round_up(len(data), 16))
+    cap = 256 * 1024 * 1024
+    while not runs(hi):
+        if hi >= cap:
+            print(json.dumps({"error": last_error[0]}))
+            return
+        hi *= 2
+    lo = 0  # known to fail (or untested and impossible)
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        if runs(mid):
+            hi = mid
+        else:
+            lo = mid
+    print(json.dumps({"arena_bytes": hi}))
+
+
+# ----------------------------------------------------------------------------- stage 3: write
+
+def parse_labels(value: str | None) -> list[str] | None:
+    """--labels: a file with one label a line, or a comma-separated list."""
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError(f"labels file {p} is not UTF-8 text; give one label per line") from None
+        labels = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not labels:
+            raise UserError(f"labels file {p} is empty; give one label per line")
+        return labels
+    if "," in value:
+        labels = [s.strip() for s in value.split(",")]
+        if any(not s for s in labels):
+            raise UserError(f"--labels {value!r} has an empty entry; give non-empty comma-separated labels")
+        return labels
+    raise UserError(
+        f"--labels {value!r} is neither an existing file nor a comma-separated list "
+        "(e.g. --labels cat,dog or --labels labels.txt)"
+    )
+
+
+def _check_labels(labels: list[str] | None, graph: Graph) -> None:
+    """Fail before the (slower) arena measurement when labels cannot match output 0."""
+    if labels is None or not graph.outputs:
+        return
+    n = graph.tensor(graph.outputs[0]).num_elements
+    if len(labels) != n:
+        raise UserError(f"{len(labels)} labels given but output 0 has {n} elements; "
+                        "pass one label per output class")
+
+
+def model_op_types(model: ModelInput) -> list[str]:
+    """Op types TFLM must resolve: subgraph 0 in execution order, then any other subgraph's."""
+    ops = list(model.graph.op_types)
+    if model.graph.num_subgraphs > 1:
+        ops += [o for o in opcode_table_ops(model.tflite_bytes) if o not in ops]
+    return ops
+
+
+def write_project(model: ModelInput, target: str, out_dir: Path, name: str,
+                  labels: list[str] | None, arena: FirmwareArena, ops: list[str]) -> list[Path]:
+    """Generate the C/C++ files and lay out the target in out_dir; paths relative to it."""
+    files = generated_files(name, model.tflite_bytes, model.graph, arena.firmware_bytes,
+                            labels=labels, arena_note=arena.note(), op_types=ops, source=model.source)
+    settings = {
+        "arena_bytes": arena.firmware_bytes,
+        "model_file": model.source,
+        "model_bytes": len(model.tflite_bytes),
+        "op_count": len(ops),
+        "ops": ", ".join(ops),
+    }
+    return render_target(target, out_dir, name, files, settings)
+
+
+def _margin(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 0.05 for 5%)") from None
+    if math.isnan(f) or not 0.0 <= f <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1 (e.g. 0.05 for 5%)")
+    return f
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of bytes") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive number of bytes")
+    return n
+
+
+def _target_help(target: str) -> str:
+    """'name (summary)'; a broken manifest must not break --help (render reports it)."""
+    try:
+        summary = load_target(target).summary
+    except UserError:
+        summary = ""
+    return f"{target} ({summary})" if summary else target
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=(
+        "Write the model as C arrays with an op resolver and settings header, inside a "
+        "firmware project skeleton for the chosen target."))
+    p.add_argument("model", help="the model to export (.tflite)")
+    targets = available_targets()
+    p.add_argument("--target", required=True, choices=targets,
+                   help="project skeleton to generate: " + "; ".join(_target_help(t) for t in targets))
+    p.add_argument("--out", required=True, help="output folder (must be empty unless --force)")
+    p.add_argument("--name", help="C identifier stem for symbols and files (default: the model's file name)")
+    p.add_argument("--labels", help="class labels: a file with one per line, or a comma-separated list")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    p.add_argument("--arena-margin", type=_margin, default=DEFAULT_MARGIN, metavar="F",
+                   help=f"fraction added to the measured arena (default {DEFAULT_MARGIN}; "
+                        f"at least {MIN_MARGIN_BYTES} B unless 0)")
+    p.add_argument("--arena-bytes", type=_positive_int, metavar="N",
+                   help="use N bytes as the arena instead of measuring (rounded up to 16, no margin)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model_input(args.model, args)
+    name = c_identifier(args.name if args.name is not None else model.default_name)
+    ops = model_op_types(model)
+    check_tflm_ops(ops)
+    labels = parse_labels(args.labels)
+    _check_labels(labels, model.graph)
+    # Staging first refuses a non-empty --out before the measurement, and replaces
+    # --out only once every file is written.
+    with staged_dir(args.out, force=args.force) as tmp:
+        arena = plan_arena(model, args.arena_margin, args.arena_bytes)
+        written = write_project(model, args.target, tmp, name, labels, arena, ops)
+
+    print(f"exported {name} ({args.target}) to {args.out}")
+    print(f"  model  {len(model.tflite_bytes):,} B from {model.source}")
+    print(f"  ops    {len(ops)}: {', '.join(ops)}")
+    print(f"  arena  {arena.one_line()}")
+    print(f"  files  {len(written)}: {', '.join(p.as_posix() for p in written)}")
+    return 0

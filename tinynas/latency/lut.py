@@ -1,0 +1,231 @@
+"""Per-board latency lookup tables keyed by op signature.
+
+Decision: the default LUT is not a file. For any signature the cycle model
+gives an entry on the fly, so there is nothing to generate, ship or keep in
+sync with the model. Only tables that hold real information are files:
+`profiles/<board-id>.lut.json`, written by `lut measure`/`lut import` (or
+save_lut), holding measured entries and whatever else was saved with them.
+
+Lookup precedence for one signature (Lut.lookup):
+1. an entry for exactly this signature, with the source it was stored with
+   (normally "measured");
+2. "interpolated": a measured entry of the same class (op kind, kernel,
+   stride, dilation, groups, dtype) but another size, rescaled by the model:
+   measured_ref * model(sig) / model(ref). The model is linear in MACs (or in
+   bytes for memory-bound ops), so this is the MACs ratio (bytes ratio) for
+   big ops, but it keeps the fixed per-op overhead and the fast-path penalty
+   out of the scaling: a measurement at 140 channels does not claim 138
+   channels run at the same cycles per MAC. The nearest reference by
+   |log size ratio| wins (size = MACs, or bytes moved for ops without MACs);
+3. "model": the cycle model for the board.
+Latency of a graph = sum of its ops' entries + the file's per-invoke overhead
+(cycle_model.graph_latency).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import __version__
+from ..atomic import write_json
+from ..errors import UserError
+from ..paths import profiles_dir
+from .cycle_model import Calibration, invoke_overhead_cycles, signature_cycles
+from .signature import OpFeatures, parse_signature, signature_class, signature_features
+
+LUT_FORMAT = "tinynas-lut"
+LUT_VERSION = 1
+SOURCES: tuple[str, ...] = ("model", "measured", "interpolated")
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    cycles: float
+    source: str = "measured"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _size(f: OpFeatures) -> float:
+    return float(f.macs if f.macs > 0 else f.in_bytes + f.out_bytes)
+
+
+@dataclass
+class Lut:
+    """Cycles per op signature for one board; the model fills in what is missing.
+
+    `target` is the board object the model falls back to (attached by
+    lut_for_board/load_lut; loaded by id on first need otherwise).
+    """
+
+    board: str
+    clock_hz: float
+    invoke_overhead_cycles: float
+    entries: dict[str, LutEntry] = field(default_factory=dict)
+    created: str = field(default_factory=_now)
+    tool_version: str = __version__
+    target: Any = field(default=None, repr=False, compare=False)
+    calibration: Calibration | None = field(default=None, repr=False, compare=False)
+    # class -> [(size, signature)] of measured entries; rebuilt after set().
+    _index: dict[tuple, list[tuple[float, str]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
+
+    def set(self, sig: str, cycles: float, source: str = "measured") -> None:
+        """Add or replace one entry (the signature is validated)."""
+        parse_signature(sig)
+        if source not in SOURCES:
+            raise ValueError(f"source {source!r} must be one of {', '.join(SOURCES)}")
+        if not (math.isfinite(cycles) and cycles >= 0):
+            raise ValueError(f"cycles {cycles!r} for {sig} must be a non-negative number")
+        self.entries[sig] = LutEntry(float(cycles), source)
+        self._index = None
+
+    def _measured_index(self) -> dict[tuple, list[tuple[float, str]]]:
+        if self._index is None:
+            index: dict[tuple, list[tuple[float, str]]] = {}
+            for s in sorted(self.measured()):
+                index.setdefault(signature_class(s), []).append(
+                    (_size(signature_features(s)), s))
+            self._index = index
+        return self._index
+
+    def measured(self) -> dict[str, float]:
+        return {s: e.cycles for s, e in self.entries.items() if e.source == "measured"}
+
+    def _board_for_model(self) -> Any:
+        if self.target is None:
+            try:
+                from ..boards import load_board
+            except ImportError:
+                raise UserError(f"no board model to cost ops missing from the LUT of {self.board}"
+                                ) from None
+            self.target = load_board(self.board)
+        return self.target
+
+    def model_cycles(self, sig: str) -> float:
+        return signature_cycles(sig, self._board_for_model(), self.calibration)
+
+    def interpolate(self, sig: str) -> float | None:
+        """Cycles from the nearest measured entry of the same class, or None."""
+        candidates = self._measured_index().get(signature_class(sig), [])
+        t_size = max(_size(signature_features(sig)), 1.0)
+        best: tuple[float, float, str] | None = None
+        for r_size, ref in candidates:  # sorted by signature: ties resolve the same way
+            if ref == sig:
+                continue
+            dist = abs(math.log(t_size / max(r_size, 1.0)))
+            if best is None or dist < best[0]:
+                best = (dist, r_size, ref)
+        if best is None:
+            return None
+        _, r_size, ref = best
+        m_ref = self.model_cycles(ref)
+        if m_ref > 0:
+            return self.entries[ref].cycles * self.model_cycles(sig) / m_ref
+        return self.entries[ref].cycles * t_size / max(r_size, 1.0)
+
+    def lookup(self, sig: str) -> tuple[float, str]:
+        """(cycles, source): stored entry > interpolated from measured > model."""
+        e = self.entries.get(sig)
+        if e is not None:
+            return e.cycles, e.source
+        got = self.interpolate(sig)
+        if got is not None:
+            return got, "interpolated"
+        return self.model_cycles(sig), "model"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": LUT_FORMAT, "version": LUT_VERSION,
+            "board": self.board, "clock_hz": self.clock_hz,
+            "invoke_overhead_cycles": self.invoke_overhead_cycles,
+            "created": self.created, "tool_version": self.tool_version,
+            "entries": {s: {"cycles": e.cycles, "source": e.source}
+                        for s, e in sorted(self.entries.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "LUT") -> "Lut":
+        if not isinstance(d, dict):
+            raise UserError(f"{where} is not a JSON object; expected a tinynas LUT")
+        if d.get("format", LUT_FORMAT) != LUT_FORMAT:
+            raise UserError(f"{where} has format {d.get('format')!r}, not {LUT_FORMAT!r}")
+        if int(d.get("version", LUT_VERSION)) > LUT_VERSION:
+            raise UserError(f"{where} is LUT version {d.get('version')}; this tinynas reads "
+                            f"up to {LUT_VERSION}, upgrade tinynas")
+        missing = [k for k in ("board", "clock_hz", "invoke_overhead_cycles", "entries")
+                   if k not in d]
+        if missing:
+            raise UserError(f"{where} lacks {', '.join(missing)}")
+        if not isinstance(d["entries"], dict):
+            raise UserError(f"{where}: 'entries' must map signatures to entries")
+        try:
+            lut = cls(board=str(d["board"]), clock_hz=float(d["clock_hz"]),
+                      invoke_overhead_cycles=float(d["invoke_overhead_cycles"]),
+                      created=str(d.get("created", "")),
+                      tool_version=str(d.get("tool_version", "")))
+            for sig, e in d["entries"].items():
+                if isinstance(e, (int, float)):
+                    e = {"cycles": e}
+                lut.set(sig, float(e["cycles"]), str(e.get("source", "measured")))
+        except (ValueError, TypeError, KeyError) as err:
+            raise UserError(f"{where} is malformed ({err})") from None
+        return lut
+
+
+def load_lut(path: str | os.PathLike, board: Any = None,
+             calibration: Calibration | None = None) -> Lut:
+    """Read a LUT file; `board` (if given) is what the model falls back to."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"LUT file {p} does not exist")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"LUT file {p} is not valid JSON ({e})") from None
+    lut = Lut.from_dict(data, where=f"LUT file {p}")
+    if board is not None and str(getattr(board, "id", lut.board)) != lut.board:
+        raise UserError(f"LUT file {p} is for board {lut.board!r}, not {board.id!r}")
+    lut.target, lut.calibration = board, calibration
+    return lut
+
+
+def save_lut(path: str | os.PathLike, lut: Lut) -> None:
+    """Write a LUT atomically (a crash never leaves half a table)."""
+    write_json(path, lut.to_dict())
+
+
+def lut_path(board_id: str) -> Path:
+    """Where a board's measured LUT lives: profiles/<board-id>.lut.json."""
+    return profiles_dir() / f"{board_id}.lut.json"
+
+
+def default_lut(board: Any, signatures: Iterable[str] = (),
+                calibration: Calibration | None = None) -> Lut:
+    """A model-only LUT for a board; `signatures` are pre-filled as "model" entries.
+
+    Pre-filling is only for writing out a table to measure against; lookups
+    of an empty default LUT give the same numbers.
+    """
+    lut = Lut(board=str(board.id), clock_hz=float(board.clock_hz),
+              invoke_overhead_cycles=invoke_overhead_cycles(board), target=board,
+              calibration=calibration)
+    for sig in signatures:
+        lut.set(sig, lut.model_cycles(sig), "model")
+    return lut
+
+
+def lut_for_board(board: Any, calibration: Calibration | None = None) -> Lut:
+    """The board's measured LUT if profiles/<id>.lut.json exists, else the model."""
+    p = lut_path(str(board.id))
+    if p.is_file():
+        return load_lut(p, board, calibration)
+    return default_lut(board, calibration=calibration)

@@ -1,0 +1,305 @@
+"""The search space as data: what an MBConv supernet may contain.
+
+A `SpaceSpec` fixes everything that is *not* searched per subnet: the input
+(channels, resolution), the class count, the width multiplier, the stem, the
+stages' base widths and strides, and the choice lists (depth per stage, kernel
+and expand ratio per block). MCUNet's search-space optimization picks one
+(width_mult, resolution) pair from the `widths` / `resolutions` grids; the
+evolutionary search then picks depths, kernels and expands inside it. Keeping
+this in a JSON/TOML file, not in code, lets a user shrink or grow the space for
+a board without touching the package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import UserError
+
+DEFAULT_SPACE_PATH = Path(__file__).with_name("default_space.json")
+AUTO_STEM_MAX_SIDE = 32  # inputs no larger than this keep full resolution in the stem
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int = 8) -> int:
+    """Round a scaled width to a multiple of `divisor` (ProxylessNAS/MCUNet rule).
+
+    Multiples of 8 keep int8 kernels on their fast paths; the 0.9 guard stops
+    rounding down by more than 10%, as in the reference implementation.
+    """
+    v = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if v < 0.9 * value:
+        v += divisor
+    return v
+
+
+def same_out(size: int, stride: int) -> int:
+    """Output length of a TF 'same' conv: never below 1 for any input >= 1."""
+    return -(-size // stride)
+
+
+def clamp_stride(stride: int, hw: tuple[int, int]) -> int:
+    """The stride a stage really uses on an incoming map of size `hw`.
+
+    With 'same' padding a stride never takes a map below 1x1 (ceil(1/2) = 1),
+    so tiny inputs such as 1x49x10 MFCCs stay valid; on a map that is already
+    1x1 a stride of 2 would change nothing but the bookkeeping, so it becomes 1.
+    Non-square maps keep the stride while either side is > 1.
+    """
+    return 1 if hw == (1, 1) else stride
+
+
+# ---------------------------------------------------------------- field checks
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_int(v: Any, path: str, minimum: int = 1) -> int:
+    """An integer >= minimum, or a UserError naming `path`."""
+    if not is_int(v) or v < minimum:
+        raise UserError(f"{path}: {v!r} is not an integer >= {minimum}")
+    return int(v)
+
+
+def check_odd(v: Any, path: str) -> int:
+    if not is_int(v) or v < 1 or v % 2 == 0:
+        raise UserError(f"{path}: {v!r} is not an odd integer >= 1")
+    return int(v)
+
+
+def check_stride(v: Any, path: str) -> int:
+    if not is_int(v) or v not in (1, 2):
+        raise UserError(f"{path}: {v!r} is not one of [1,2]")
+    return int(v)
+
+
+def check_positive(v: Any, path: str) -> float:
+    if not is_number(v) or v <= 0:
+        raise UserError(f"{path}: {v!r} is not a number > 0")
+    return float(round(v, 6))
+
+
+def check_list(v: Any, path: str, allow_empty: bool = False) -> list:
+    if not isinstance(v, (list, tuple)):
+        raise UserError(f"{path}: expected a list, got {type(v).__name__}")
+    if not v and not allow_empty:
+        raise UserError(f"{path}: must not be empty")
+    return list(v)
+
+
+def check_mapping(v: Any, path: str, allowed: set[str]) -> Mapping:
+    """A JSON object whose keys are all known; typos are errors, not silently ignored."""
+    if not isinstance(v, Mapping):
+        raise UserError(f"{path}: expected an object, got {type(v).__name__}")
+    unknown = sorted(set(v) - allowed)
+    if unknown:
+        raise UserError(f"{path}: unknown field {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    return v
+
+
+def check_hw(v: Any, path: str) -> tuple[int, int]:
+    """A resolution: one side for a square input, or [H, W]."""
+    if is_int(v):
+        side = check_int(v, path)
+        return side, side
+    items = check_list(v, path)
+    if len(items) != 2:
+        raise UserError(f"{path}: expected [H, W] or a single side, got {len(items)} values")
+    return check_int(items[0], f"{path}[0]"), check_int(items[1], f"{path}[1]")
+
+
+def fmt_choices(values: tuple | list) -> str:
+    """A choice list as error messages print it: [3,5,7]."""
+    return "[" + ",".join(str(x) for x in values) + "]"
+
+
+def _unique(values: list, path: str) -> None:
+    if len(set(values)) != len(values):
+        raise UserError(f"{path}: values must be unique, got {fmt_choices(values)}")
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage before the width multiplier: its base width and its stride."""
+
+    channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """One MBConv search space at one (width_mult, resolution); see module doc."""
+
+    stages: tuple[StageSpec, ...]
+    name: str = "mcunet-mbconv"
+    input_channels: int = 3
+    resolution: tuple[int, int] = (32, 32)
+    num_classes: int = 10
+    width_mult: float = 1.0
+    stem_channels: int = 32
+    stem_stride: int | None = None  # None: 1 if max(H, W) <= 32, else 2
+    first_block_channels: int = 16
+    depths: tuple[int, ...] = (2, 3, 4)
+    kernels: tuple[int, ...] = (3, 5, 7)
+    expand_ratios: tuple[int, ...] = (3, 4, 6)
+    widths: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    resolutions: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W), the layout of the PyTorch model and of arch["input"]."""
+        return (self.input_channels, *self.resolution)
+
+    @property
+    def effective_stem_stride(self) -> int:
+        if self.stem_stride is not None:
+            return self.stem_stride
+        return 1 if max(self.resolution) <= AUTO_STEM_MAX_SIDE else 2
+
+    @property
+    def max_depth(self) -> int:
+        """Block slots per stage: the genome reserves this many per stage."""
+        return max(self.depths)
+
+    @property
+    def resolution_grid(self) -> tuple[tuple[int, int], ...]:
+        """Candidate resolutions for space optimization; just `resolution` if none listed."""
+        return self.resolutions or (self.resolution,)
+
+    def scaled(self, base: int) -> int:
+        """A base width under this space's width multiplier."""
+        return make_divisible(base * self.width_mult, 8)
+
+    def stage_channels(self) -> list[int]:
+        return [self.scaled(s.channels) for s in self.stages]
+
+    def with_config(self, width_mult: float | None = None,
+                    resolution: int | tuple[int, int] | None = None) -> "SpaceSpec":
+        """The same space at another (width_mult, resolution), as space optimization needs."""
+        changes: dict[str, Any] = {}
+        if width_mult is not None:
+            changes["width_mult"] = width_mult
+        if resolution is not None:
+            changes["resolution"] = resolution
+        return replace_spec(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict that `load_space` reads back to an equal spec."""
+        d = asdict(self)
+        d["stages"] = [asdict(s) for s in self.stages]
+        for k in ("resolution", "depths", "kernels", "expand_ratios", "widths"):
+            d[k] = list(d[k])
+        d["resolutions"] = [list(r) for r in self.resolutions]
+        return d
+
+
+_FIELDS = set(SpaceSpec.__dataclass_fields__)
+
+
+def _default_dict() -> dict[str, Any]:
+    return json.loads(DEFAULT_SPACE_PATH.read_text(encoding="utf-8"))
+
+
+def _choices(d: Mapping, key: str, src: str, check) -> tuple:
+    items = check_list(d[key], f"{src}: {key}")
+    values = [check(v, f"{src}: {key}[{i}]") for i, v in enumerate(items)]
+    _unique(values, f"{src}: {key}")
+    return tuple(values)
+
+
+def _stages(v: Any, src: str) -> tuple[StageSpec, ...]:
+    out = []
+    for i, s in enumerate(check_list(v, f"{src}: stages")):
+        p = f"{src}: stages[{i}]"
+        check_mapping(s, p, {"channels", "stride"})
+        if "channels" not in s or "stride" not in s:
+            raise UserError(f"{p}: needs both 'channels' and 'stride'")
+        out.append(StageSpec(check_int(s["channels"], f"{p}.channels"),
+                             check_stride(s["stride"], f"{p}.stride")))
+    return tuple(out)
+
+
+def spec_from_dict(d: Mapping, source: str = "space") -> SpaceSpec:
+    """Validate a mapping (missing fields take the default space's values)."""
+    check_mapping(d, source, _FIELDS)
+    m = {**_default_dict(), **d}
+    src = source
+    stem_stride = m["stem_stride"]
+    if stem_stride is not None:
+        stem_stride = check_stride(stem_stride, f"{src}: stem_stride")
+    if not isinstance(m["name"], str) or not m["name"]:
+        raise UserError(f"{src}: name: expected a non-empty string")
+    resolutions = tuple(check_hw(r, f"{src}: resolutions[{i}]")
+                        for i, r in enumerate(check_list(m["resolutions"], f"{src}: resolutions", True)))
+    return SpaceSpec(
+        stages=_stages(m["stages"], src),
+        name=m["name"],
+        input_channels=check_int(m["input_channels"], f"{src}: input_channels"),
+        resolution=check_hw(m["resolution"], f"{src}: resolution"),
+        num_classes=check_int(m["num_classes"], f"{src}: num_classes"),
+        width_mult=check_positive(m["width_mult"], f"{src}: width_mult"),
+        stem_channels=check_int(m["stem_channels"], f"{src}: stem_channels"),
+        stem_stride=stem_stride,
+        first_block_channels=check_int(m["first_block_channels"], f"{src}: first_block_channels"),
+        depths=_choices(m, "depths", src, check_int),
+        kernels=_choices(m, "kernels", src, check_odd),
+        expand_ratios=_choices(m, "expand_ratios", src, check_int),
+        widths=_choices(m, "widths", src, check_positive),
+        resolutions=resolutions,
+    )
+
+
+def _read_file(p: Path) -> Any:
+    if not p.exists():
+        raise UserError(f"space file {p} does not exist; check the path")
+    if p.is_dir():
+        raise UserError(f"{p} is a directory; pass a .json or .toml space file")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    try:
+        if p.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        return json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{p} is not valid {p.suffix.lstrip('.').upper() or 'JSON'}: {e}") from None
+
+
+def load_space(src: str | os.PathLike | Mapping | None = None, **overrides: Any) -> SpaceSpec:
+    """Load a space from a .json/.toml file or a dict; None gives the default MCUNet-like space.
+
+    `overrides` (e.g. num_classes=2, resolution=[49, 10], input_channels=1)
+    replace fields after loading, so a dataset can adapt a stored space
+    without writing a new file.
+    """
+    if src is None:
+        d, name = _default_dict(), str(DEFAULT_SPACE_PATH.name)
+    elif isinstance(src, Mapping):
+        d, name = dict(src), "space"
+    else:
+        p = Path(src)
+        d, name = _read_file(p), str(p)
+    if not isinstance(d, Mapping):
+        raise UserError(f"{name}: expected a JSON/TOML object at the top level")
+    return spec_from_dict({**d, **overrides}, source=name)
+
+
+def default_space(**overrides: Any) -> SpaceSpec:
+    return load_space(None, **overrides)
+
+
+def replace_spec(spec: SpaceSpec, **changes: Any) -> SpaceSpec:
+    """dataclasses.replace, but re-validated, so a derived spec is as checked as a loaded one."""
+    return spec_from_dict({**spec.to_dict(), **changes}, source="space")

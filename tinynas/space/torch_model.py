@@ -1,0 +1,106 @@
+"""The PyTorch network of an arch: what gets trained and fine-tuned.
+
+Module paths are the contract with the supernet and with the Keras mirror:
+
+    stem.{conv,bn}
+    first_block.{dw,project}.{conv,bn}
+    stages.<i>.blocks.<j>.{expand,dw,project}.{conv,bn}
+    classifier
+
+A supernet's `get_subnet(arch)` produces exactly this state_dict by slicing its
+largest tensors: a kernel k is the centre k x k crop of the 7x7 depthwise
+weight, an expand ratio keeps the first `in * expand` channels of the expand,
+dw and project tensors, and a shorter stage drops its trailing blocks.
+
+Padding copies TF 'same' so the Keras mirror and the int8 export match this
+model exactly and the converter needs no PAD op: where 'same' is asymmetric
+(stride 2 on an even size) a `ZeroPad2d` precedes a padding-0 conv; elsewhere
+the conv pads symmetrically itself. Padding depends on the input size, which the
+arch fixes.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .arch import BlockLayers, ConvLayer, layer_plan, validate_arch
+
+BN_EPS = 1e-5
+
+
+class ConvBN(nn.Module):
+    """Conv (no bias) + BatchNorm (+ ReLU6); BN folds into the conv bias on export."""
+
+    def __init__(self, layer: ConvLayer) -> None:
+        super().__init__()
+        l, r, t, b = layer.pad
+        sym = layer.symmetric
+        self.pad = nn.Identity() if sym else nn.ZeroPad2d(layer.pad)
+        groups = layer.in_channels if layer.kind == "dw" else 1
+        self.conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
+                              padding=(t, l) if sym else 0, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(layer.out_channels, eps=BN_EPS)
+        self.act = nn.ReLU6() if layer.relu6 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(self.pad(x))))
+
+
+class MBBlock(nn.Module):
+    """Inverted residual: (expand 1x1) -> depthwise kxk -> linear project 1x1 (+ skip)."""
+
+    def __init__(self, block: BlockLayers) -> None:
+        super().__init__()
+        for conv in block.convs:  # registers expand (if any), dw, project under those names
+            self.add_module(conv.name.rsplit(".", 1)[1], ConvBN(conv))
+        self.residual = block.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for m in self.children():
+            y = m(y)
+        return x + y if self.residual else y
+
+
+class Stage(nn.Module):
+    def __init__(self, blocks: list[BlockLayers]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(MBBlock(b) for b in blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+class MBConvNet(nn.Module):
+    """stem -> first_block -> stages -> global average pool -> linear logits (no softmax)."""
+
+    def __init__(self, arch: Mapping) -> None:
+        super().__init__()
+        self.arch = validate_arch(arch)
+        plan = layer_plan(self.arch)
+        self.stem = ConvBN(plan.stem)
+        self.first_block = MBBlock(plan.blocks[0])
+        per_stage: list[list[BlockLayers]] = [[] for _ in self.arch["stages"]]
+        for b in plan.blocks[1:]:
+            per_stage[int(b.name.split(".")[1])].append(b)
+        self.stages = nn.ModuleList(Stage(bs) for bs in per_stage)
+        self.classifier = nn.Linear(plan.feature_channels, plan.num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first_block(self.stem(x))
+        for s in self.stages:
+            x = s(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def build_model(arch: Mapping) -> MBConvNet:
+    """A plain nn.Module for an arch; its input is NCHW of arch["input"]."""
+    return MBConvNet(arch)
