@@ -331,17 +331,6 @@ def test_readme_documents_templates() -> None:
 
 # ----------------------------------------------------------------------------- arena sources
 
-def test_arena_fallback_bisection_without_tflm_measure(hello: Path, monkeypatch) -> None:
-    """With tinynas.tflm_measure absent, export bisects with the TFLM runtime itself."""
-    from tinynas.commands import export
-
-    monkeypatch.setitem(sys.modules, "tinynas.tflm_measure", None)  # import now fails
-    model = export.load_model_input(hello)
-    measured, how = export.measure_arena_bytes(model.tflite_bytes, model.graph)
-    assert abs(measured - HELLO_MIN_ARENA) <= 16
-    assert "bisection" in how
-
-
 def test_arena_adds_planner_scratch_when_available(hello: Path, monkeypatch) -> None:
     import types
 

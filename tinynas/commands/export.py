@@ -17,12 +17,8 @@ new arena sources slot in without touching the rest:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import subprocess
-import sys
-import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,40 +137,23 @@ class FirmwareArena:
                 f"{self.scratch_bytes:,} CMSIS-NN scratch + {self.margin_fraction:.0%} margin, to 16 B")
 
 
-def _missing_module(e: ImportError, module: str) -> bool:
-    """True when `module` itself is absent (not when something it imports is broken)."""
-    return e.name == module
-
-
 def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEASURE_TIMEOUT_S) -> tuple[int, str]:
     """Smallest arena TFLM runs the model in, and a phrase saying how it was found."""
-    try:
-        from ..tflm_measure import measure_arena
-    except ImportError as e:
-        if not _missing_module(e, "tinynas.tflm_measure"):
-            raise
-        n = _bisect_arena(model_bytes, len(graph.inputs), timeout_s)
-        return n, ("smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
-                   "allocates and invokes the model, by bisection to 16 B")
+    from ..tflm_measure import measure_arena
+
     measured = measure_arena(model_bytes, timeout_s=timeout_s)
-    if getattr(measured, "arena_bytes", None) is None:
-        reason = getattr(measured, "error", None) or "no reason given"
-        raise UserError(f"the TFLM runtime could not measure the arena ({reason}); "
+    if measured.arena_bytes is None:
+        raise UserError(f"the TFLM runtime could not measure the arena ({measured.error or 'no reason given'}); "
                         "pass --arena-bytes N to skip the measurement")
-    how = getattr(measured, "note", None) or (
+    return int(measured.arena_bytes), (
         "smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
         "allocates and invokes the model (tinynas.tflm_measure)")
-    return int(measured.arena_bytes), str(how)
 
 
 def cmsis_scratch(graph: Graph) -> tuple[int, str]:
     """CMSIS-NN scratch bytes the host measurement misses, and where the figure came from."""
-    try:
-        from ..planner import cmsis_scratch_bytes
-    except ImportError as e:
-        if not _missing_module(e, "tinynas.planner"):
-            raise
-        return 0, "CMSIS-NN kernel scratch: not estimated (tinynas.planner.cmsis_scratch_bytes unavailable)"
+    from ..planner import cmsis_scratch_bytes
+
     return int(cmsis_scratch_bytes(graph)), "CMSIS-NN kernel scratch buffers (tinynas.planner estimate)"
 
 
@@ -187,77 +166,6 @@ def plan_arena(model: ModelInput, margin_fraction: float = DEFAULT_MARGIN,
     total = arena_for_firmware(measured, scratch, margin_fraction, MIN_MARGIN_BYTES)
     return FirmwareArena(total, measured, scratch, margin_fraction, how, scratch_how)
 
-
-def _bisect_arena(model_bytes: bytes, n_inputs: int, timeout_s: float) -> int:
-    """Fallback arena measurement in a child process (TFLM may abort or print to stderr).
-
-    Private on purpose: tinynas.tflm_measure.measure_arena replaces it once present.
-    """
-    with tempfile.TemporaryDirectory(prefix="tinynas-arena-") as d:
-        model_path = Path(d) / "model.tflite"
-        model_path.write_bytes(model_bytes)
-        code = ("import sys; from tinynas.commands.export import _bisect_child; "
-                "_bisect_child(sys.argv[1], int(sys.argv[2]))")
-        try:
-            proc = subprocess.run([sys.executable, "-c", code, str(model_path), str(max(n_inputs, 1))],
-                                  capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise UserError(
-                f"measuring the arena with the TFLM runtime took over {timeout_s:.0f} s; "
-                "pass --arena-bytes N to skip the measurement"
-            ) from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(
-            f"the TFLM runtime could not measure the arena (exit {proc.returncode}: {tail}); "
-            "pass --arena-bytes N to skip the measurement"
-        )
-    result = json.loads(lines[-1])
-    if "error" in result:
-        raise UserError(f"the TFLM runtime could not run the model ({result['error']}); "
-                        "pass --arena-bytes N to skip the measurement")
-    return int(result["arena_bytes"])
-
-
-def _bisect_child(model_path: str, n_inputs: int) -> None:
-    """Child side of _bisect_arena: print {"arena_bytes": N} or {"error": ...} as JSON."""
-    import numpy as np
-    from tflite_micro.python.tflite_micro import runtime
-
-    data = Path(model_path).read_bytes()
-    last_error = ["unknown error"]
-
-    def runs(arena: int) -> bool:
-        try:
-            interp = runtime.Interpreter.from_bytes(data, arena_size=arena)
-            for i in range(n_inputs):
-                d = interp.get_input_details(i)
-                interp.set_input(np.zeros(d["shape"], dtype=d["dtype"]), i)
-            interp.invoke()
-            return True
-        except Exception as e:  # the runtime raises RuntimeError/ValueError on failure
-            last_error[0] = f"{type(e).__name__}: {e}".splitlines()[0]
-            return False
-
-    hi = max(16 * 1024, round_up(len(data), 16))
-    cap = 256 * 1024 * 1024
-    while not runs(hi):
-        if hi >= cap:
-            print(json.dumps({"error": last_error[0]}))
-            return
-        hi *= 2
-    lo = 0  # known to fail (or untested and impossible)
-    while hi - lo > 16:
-        mid = (lo + hi) // 2
-        if runs(mid):
-            hi = mid
-        else:
-            lo = mid
-    print(json.dumps({"arena_bytes": hi}))
-
-
-# ----------------------------------------------------------------------------- stage 3: write
 
 def parse_labels(value: str | None) -> list[str] | None:
     """--labels: a file with one label a line, or a comma-separated list."""

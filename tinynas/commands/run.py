@@ -11,7 +11,6 @@ the evolutionary search replace the "pick" and "train" stages as they land.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
