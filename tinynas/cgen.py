@@ -362,21 +362,9 @@ def opcode_table_ops(tflite_bytes: bytes) -> list[str]:
     The table covers every subgraph (IF/WHILE bodies too), which is what TFLM
     resolves at init; a Graph only holds subgraph 0.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    from .tflite_reader import opcode_table
 
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items()
-             if not k.startswith("_") and isinstance(v, int)}
-    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
-    out: list[str] = []
-    for i in range(model.OperatorCodesLength()):
-        oc = model.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        op = names.get(code, f"UNKNOWN_{code}")
-        if op == "CUSTOM":
-            custom = oc.CustomCode()
-            op = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
-        out.append(op)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(opcode_table(tflite_bytes)))
 
 
 # ----------------------------------------------------------------------------- settings

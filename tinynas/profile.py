@@ -110,6 +110,14 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:.1f} KiB"
 
 
+def _shape_str(shapes: list[list[int]]) -> str:
+    """The first tensor's shape without its batch dimension, as HxWxC."""
+    if not shapes:
+        return ""
+    dims = shapes[0][1:] if len(shapes[0]) > 1 else shapes[0]
+    return "x".join(map(str, dims))
+
+
 def format_report(p: dict[str, Any]) -> str:
     """The human-readable table of `tinynas profile`."""
     lines = [f"model  {p['model']}  ({p['model_bytes']:,} B)",
@@ -117,8 +125,7 @@ def format_report(p: dict[str, Any]) -> str:
     hdr = f"{'#':>3} {'op':<20} {'input':<16} {'output':<16} {'MACs':>11} {'weights':>9} {'live act':>10} {'ms':>9}  src"
     lines += [hdr, "-" * len(hdr)]
     for o in p["ops"]:
-        shp_in = "x".join(map(str, o["inputs"][0][1:] if o["inputs"] and len(o["inputs"][0]) > 1 else (o["inputs"][0] if o["inputs"] else [])))
-        shp_out = "x".join(map(str, o["outputs"][0][1:] if o["outputs"] and len(o["outputs"][0]) > 1 else (o["outputs"][0] if o["outputs"] else [])))
+        shp_in, shp_out = _shape_str(o["inputs"]), _shape_str(o["outputs"])
         ms = "-" if o["latency_ms"] is None else f"{o['latency_ms']:.3f}"
         lines.append(f"{o['index']:>3} {o['type'][:20]:<20} {shp_in[:16]:<16} {shp_out[:16]:<16} "
                      f"{o['macs']:>11,} {o['weight_bytes']:>9,} {o['live_bytes']:>10,} {ms:>9}  {o['latency_source'] or ''}")

@@ -93,18 +93,7 @@ def _parse(buf: bytearray, source: str) -> Graph:
     op_names = _enum_names(s.BuiltinOperator)
     type_names = {k: v.lower() for k, v in _enum_names(s.TensorType).items()}
 
-    n_codes = model.OperatorCodesLength()
-    if not _vec_len_ok(n_codes, n):
-        raise UserError(f"{source} is corrupt (operator code table of impossible length)")
-    codes = []
-    for i in range(n_codes):
-        oc = model.OperatorCodes(i)
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-        name = op_names.get(code, f"UNKNOWN_{code}")
-        if name == "CUSTOM":
-            custom = oc.CustomCode()
-            name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
-        codes.append((name, oc.Version()))
+    codes = _opcodes(model, op_names, n, source)
 
     n_sub = model.SubgraphsLength()
     if n_sub < 1 or not _vec_len_ok(n_sub, n):
@@ -126,6 +115,37 @@ def _parse(buf: bytearray, source: str) -> Graph:
               num_subgraphs=n_sub, description=desc.decode("utf-8", "replace") if desc else "")
     annotate_costs(g)
     return g
+
+
+def _opcodes(model, op_names: dict[int, str], buf_len: int, source: str) -> list[tuple[str, int]]:
+    """(op name, version) per operator-code entry; custom ops as CUSTOM:<name>."""
+    n_codes = model.OperatorCodesLength()
+    if not _vec_len_ok(n_codes, buf_len):
+        raise UserError(f"{source} is corrupt (operator code table of impossible length)")
+    codes = []
+    for i in range(n_codes):
+        oc = model.OperatorCodes(i)
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        name = op_names.get(code, f"UNKNOWN_{code}")
+        if name == "CUSTOM":
+            custom = oc.CustomCode()
+            name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
+        codes.append((name, oc.Version()))
+    return codes
+
+
+def opcode_table(buf: bytes, source: str = "<bytes>") -> list[str]:
+    """Op names of the whole operator-code table, every subgraph's ops included."""
+    _check_header(buf, source)
+    s = _schema()
+    try:
+        model = s.Model.GetRootAs(bytearray(buf), 0)
+        return [name for name, _ in _opcodes(model, _enum_names(s.BuiltinOperator), len(buf), source)]
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"{source} is truncated or corrupt ({type(e).__name__} while reading "
+                        "the operator codes); re-export the model") from None
 
 
 def _checked_len(count: int, buf_len: int, source: str, what: str) -> int:
