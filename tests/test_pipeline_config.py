@@ -1,0 +1,58 @@
+"""The run config: presets, TOML, command line, and what makes a stage re-run."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tinynas.errors import UserError
+from tinynas.pipeline.config import build_config, stage_hash, to_toml
+from tinynas.pipeline.report import to_html, to_markdown
+
+
+def test_precedence_preset_file_cli():
+    cfg = build_config({"run": {"budget": "medium"}, "train": {"epochs": 7}},
+                       {"train": {"epochs": 9}, "search": {"candidates": None}})
+    assert cfg["run"]["budget"] == "medium"
+    assert cfg["train"]["epochs"] == 9  # command line beats the file
+    assert cfg["search"]["candidates"] == 300  # the medium preset, untouched
+    assert build_config(tomllib.loads(to_toml(cfg)), {}) == cfg
+
+
+@pytest.mark.parametrize("file_cfg, msg", [
+    ({"trian": {"epochs": 1}}, "unknown section [trian]"),
+    ({"train": {"epoch": 1}}, "unknown option train.epoch"),
+    ({"train": {"epochs": "ten"}}, "train.epochs must be an integer"),
+    ({"train": {"epochs": 0}}, "train.epochs must be at least 1"),
+    ({"run": {"budget": "huge"}}, "budget 'huge'"),
+    ({"export": {"io": "int4"}}, "export.io"),
+])
+def test_bad_config_is_one_line(file_cfg, msg):
+    with pytest.raises(UserError) as e:
+        build_config(file_cfg, {})
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_stage_hash_changes_only_downstream():
+    a = build_config(None, {})
+    b = build_config(None, {"search": {"candidates": 99}})
+    ups = {}
+    for cfg, tag in ((a, "a"), (b, "b")):
+        up = ""
+        for st in ("space", "supernet", "search", "finetune"):
+            up = stage_hash(cfg, st, up)
+            ups[tag, st] = up
+    assert ups["a", "space"] == ups["b", "space"] and ups["a", "supernet"] == ups["b", "supernet"]
+    assert ups["a", "search"] != ups["b", "search"] and ups["a", "finetune"] != ups["b", "finetune"]
+    c = build_config(None, {"run": {"out": "elsewhere"}})  # moving the output does not invalidate
+    assert stage_hash(c, "space") == stage_hash(a, "space")
+
+
+def test_markdown_and_html_from_one_block_list(tmp_path):
+    blocks = [("h", 1, "T"), ("p", "a `x` <b>"), ("ul", ["i"]), ("table", ["h1", "h2"], [[1, 2]]),
+              ("img", "missing.png", "alt"), ("code", "tinynas run")]
+    md = to_markdown(blocks)
+    assert "# T" in md and "| 1 | 2 |" in md and "![alt](missing.png)" in md
+    h = to_html(blocks, tmp_path, "t")
+    assert "<code>x</code> &lt;b&gt;" in h and "<td>1</td>" in h and "<pre>tinynas run</pre>" in h

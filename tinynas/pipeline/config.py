@@ -1,0 +1,153 @@
+"""Every option of `tinynas run`, in one place.
+
+Precedence, lowest first: the budget preset, the --config TOML, the command
+line. The effective config is written to DIR/run.toml so a run can be repeated
+exactly with `tinynas run --config DIR/run.toml`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import UserError
+
+# Sections and keys with their types; the values here are the "small" budget.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "run": {"board": "stm32f746g-disco", "data": "digits", "out": "runs/latest", "seed": 0,
+            "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0},
+    "space": {"samples": 500, "widths": [], "resolutions": []},
+    "train": {"epochs": 8, "batch_size": 64, "lr": 0.05, "paths_per_step": 1},
+    "search": {"strategy": "evolution", "candidates": 40, "calib_images": 256, "proxy_images": 0},
+    "finetune": {"epochs": 6, "lr": 0.02, "distill": True},
+    "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas_model"},
+}
+
+# What each budget changes relative to DEFAULTS ("small").
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "small": {},
+    "medium": {"space": {"samples": 1000}, "train": {"epochs": 40},
+               "search": {"candidates": 300, "calib_images": 1000},
+               "finetune": {"epochs": 15}},
+    "large": {"space": {"samples": 1000}, "train": {"epochs": 150},
+              "search": {"candidates": 1000, "calib_images": 2000, "proxy_images": 2000},
+              "finetune": {"epochs": 40}},
+}
+
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "space": ("space",), "supernet": ("train",), "search": ("search",),
+    "finetune": ("finetune",), "export": ("export",), "profile": (),
+}
+
+
+def _merge(base: dict, over: Mapping, where: str) -> None:
+    for sec, vals in over.items():
+        if sec not in DEFAULTS:
+            raise UserError(f"{where}: unknown section [{sec}]; known: {', '.join(DEFAULTS)}")
+        if not isinstance(vals, Mapping):
+            raise UserError(f"{where}: [{sec}] must be a table of options")
+        for k, v in vals.items():
+            if k not in DEFAULTS[sec]:
+                raise UserError(f"{where}: unknown option {sec}.{k}; known: {', '.join(DEFAULTS[sec])}")
+            base[sec][k] = _coerce(v, DEFAULTS[sec][k], f"{where}: {sec}.{k}")
+
+
+def _coerce(v: Any, default: Any, where: str) -> Any:
+    """Check a value against the default's type, so a typo fails before hours of training."""
+    if isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise UserError(f"{where} must be true or false, got {v!r}")
+        return v
+    if isinstance(default, int):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise UserError(f"{where} must be an integer, got {v!r}")
+        return v
+    if isinstance(default, float):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise UserError(f"{where} must be a number, got {v!r}")
+        return float(v)
+    if isinstance(default, list):
+        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise UserError(f"{where} must be a list of numbers, got {v!r}")
+        return list(v)
+    if not isinstance(v, str):
+        raise UserError(f"{where} must be a string, got {v!r}")
+    return v
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--config {p}: no such file")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"--config {p}: not valid TOML ({e})") from None
+
+
+def build_config(file_cfg: Mapping | None, cli: Mapping[str, Mapping[str, Any]],
+                 config_path: str = "--config") -> dict[str, dict[str, Any]]:
+    """Preset <- file <- command line; the budget may come from the file or the command line."""
+    budget = (cli.get("run", {}).get("budget") or (file_cfg or {}).get("run", {}).get("budget")
+              or DEFAULTS["run"]["budget"])
+    if budget not in PRESETS:
+        raise UserError(f"budget {budget!r} is not one of {', '.join(PRESETS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    _merge(cfg, PRESETS[budget], "preset")
+    if file_cfg:
+        _merge(cfg, file_cfg, config_path)
+    _merge(cfg, {s: {k: v for k, v in vals.items() if v is not None} for s, vals in cli.items()}, "command line")
+    cfg["run"]["budget"] = budget
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
+    checks = [("run", "latency_ms", 0), ("run", "val_count", 0), ("space", "samples", 1),
+              ("train", "epochs", 1), ("train", "batch_size", 1), ("train", "paths_per_step", 1),
+              ("search", "candidates", 1), ("search", "calib_images", 1), ("search", "proxy_images", 0),
+              ("finetune", "epochs", 0), ("export", "rep_samples", 1)]
+    for sec, key, lo in checks:
+        if cfg[sec][key] < lo:
+            raise UserError(f"{sec}.{key} must be at least {lo}, got {cfg[sec][key]}")
+    for sec, key in (("train", "lr"), ("finetune", "lr")):
+        if not cfg[sec][key] > 0:
+            raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
+    if not 0 < cfg["run"]["val_fraction"] < 1:
+        raise UserError(f"run.val_fraction must be between 0 and 1, got {cfg['run']['val_fraction']}")
+    if cfg["export"]["io"] not in ("int8", "uint8", "float32"):
+        raise UserError(f"export.io must be int8, uint8 or float32, got {cfg['export']['io']!r}")
+
+
+def stage_hash(cfg: Mapping[str, Mapping[str, Any]], stage: str, upstream: str = "") -> str:
+    """What a finished stage depends on: the run's identity, its own section, and its upstream's hash.
+
+    A changed option re-runs that stage and everything after it; anything else is skipped.
+    """
+    run = {k: v for k, v in cfg["run"].items() if k not in ("out", "budget")}
+    own = {s: cfg[s] for s in STAGE_SECTIONS[stage]}
+    blob = json.dumps({"run": run, "own": own, "up": upstream}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def to_toml(cfg: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = ["# Effective configuration of this run; repeat it with: tinynas run --config run.toml", ""]
+    for sec, vals in cfg.items():
+        lines.append(f"[{sec}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in vals.items()]
+        lines.append("")
+    return "\n".join(lines)

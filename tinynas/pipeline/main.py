@@ -1,0 +1,103 @@
+"""`tinynas run`: data and a board in, a verified model, firmware and a report out.
+
+Stages: space -> supernet -> search -> finetune -> export -> profile, each in
+DIR/<stage>/. Re-running skips finished stages and resumes an interrupted
+supernet training; see `stages`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .config import PRESETS, build_config, read_toml, to_toml
+
+
+def add_parser(sub, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
+    p.add_argument("--board", help="board id, alias or .toml (default: stm32f746g-disco)")
+    p.add_argument("--data", help="digits (default), a .npz, an ImageFolder directory or .zip")
+    p.add_argument("--out", help="output directory (default: runs/latest)")
+    p.add_argument("--config", help="a run.toml with any option; the command line overrides it")
+    p.add_argument("--budget", choices=list(PRESETS), help="preset for samples, epochs and candidates (default: small)")
+    p.add_argument("--latency-ms", type=float, help="latency limit on the board, ms (default: none)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int, help="supernet training epochs (overrides the budget)")
+    p.add_argument("--candidates", type=int, help="candidates evaluated by the search (overrides the budget)")
+    p.add_argument("--strategy", choices=["evolution", "random", "aging", "rl", "grid"], help="search strategy")
+    p.add_argument("--target", choices=["cmake", "arduino", "zephyr", "esp-idf", "none"],
+                   help="firmware project skeleton (default: cmake)")
+    p.add_argument("--val-count", type=int, help="hold out exactly this many images (e.g. 5000 for CIFAR-10)")
+    p.set_defaults(func=run)
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {"run": {"board": args.board, "data": args.data, "out": args.out, "seed": args.seed,
+                    "budget": args.budget, "latency_ms": args.latency_ms, "val_count": args.val_count},
+            "train": {"epochs": args.epochs}, "search": {"candidates": args.candidates, "strategy": args.strategy},
+            "export": {"target": args.target}}
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world) under torchrun, initialising the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import write_text
+    from ..boards import load_board
+    from ..data import load_dataset
+    from ..data.meta import data_meta
+    from .report import write_report
+    from .stages import Context, run_stages
+
+    cfg = build_config(read_toml(args.config) if args.config else None, cli_overrides(args),
+                       args.config or "--config")
+    rank, world = _dist()
+    t0 = time.time()
+    r = cfg["run"]
+    out = Path(r["out"])
+    board = load_board(r["board"])
+
+    def log(msg: str) -> None:
+        if rank == 0:
+            print(f"[tinynas run] {msg}", file=sys.stderr, flush=True)
+
+    if rank == 0:
+        write_text(out / "run.toml", to_toml(cfg))
+    log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
+        f"config {out / 'run.toml'}")
+    load_kw = {"val_fraction": r["val_fraction"], "seed": r["seed"]}
+    if r["val_count"]:
+        load_kw["val_count"] = r["val_count"]
+    bundle = load_dataset(r["data"], **load_kw)
+    meta = data_meta(r["data"], bundle, **load_kw)
+    log(f"data {r['data']}: {len(bundle.train.y):,} train / {len(bundle.val.y):,} val, input "
+        f"{'x'.join(map(str, bundle.input_shape))}, {bundle.num_classes} classes")
+    ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log)
+    results = run_stages(ctx)
+    if rank == 0:
+        s = write_report(out, board, cfg, results)
+        log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
+            f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
+        log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    if rank == 0 and not results["profile"]["result"].get("fits", True):
+        raise UserError(f"the exported model does not fit {board.id}; see {out / 'report.md'}")
+    return 0

@@ -1,0 +1,285 @@
+"""report.md, a self-contained report.html, and summary.json from the stages' outputs.
+
+Both documents are rendered from one list of blocks, so they never disagree;
+the HTML embeds every image as a data URI so it can be mailed or attached to a
+ticket as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..atomic import write_bytes, write_json, write_text
+
+Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt) | ("code", text)
+
+SUMMARY_KEYS = ("board", "accuracy_float", "accuracy_int8", "arena_bytes", "sram_bytes", "flash_bytes",
+                "latency_ms", "macs", "fits", "arch", "files")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _plt().close(fig)
+    write_bytes(path, buf.getvalue())
+
+
+def plot_latency(prof: Mapping[str, Any], path: Path, limit_ms: float | None) -> None:
+    """Per-op latency, cumulative, against the latency limit when there is one."""
+    plt = _plt()
+    ops = prof["ops"]
+    ms = [o["latency_ms"] or 0.0 for o in ops]
+    cum = [sum(ms[: i + 1]) for i in range(len(ms))]
+    fig, ax = plt.subplots(figsize=(max(6, len(ops) * 0.25), 4))
+    ax.bar([o["index"] for o in ops], ms, color="#54A24B", label="per-op latency (ms)")
+    ax2 = ax.twinx()
+    ax2.plot([o["index"] for o in ops], cum, color="#333333", label="cumulative (ms)")
+    if limit_ms:
+        ax2.axhline(limit_ms, color="#E45756", ls="--", label=f"limit {limit_ms} ms")
+    ax.set_xlabel("op index (execution order)")
+    ax.set_ylabel("ms per op")
+    ax2.set_ylabel("cumulative ms")
+    ax.set_title(f"latency on {prof['board']}: {prof['latency_ms']:.2f} ms (estimated)")
+    fig.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_budget(prof: Mapping[str, Any], path: Path) -> None:
+    """SRAM and flash as stacked bars (model part, reserve) against the board's totals."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    rows = [("SRAM", prof["arena_bytes_device"], prof["sram_reserved_bytes"], prof["board_sram_bytes"], "arena"),
+            ("flash", prof["model_bytes"], prof["flash_reserved_bytes"], prof["board_flash_bytes"], "model")]
+    for i, (label, used, reserve, total, what) in enumerate(rows):
+        ax.barh(i, used / total * 100, color="#4C78A8", label=what if i == 0 else "model")
+        ax.barh(i, reserve / total * 100, left=used / total * 100, color="#BAB0AC",
+                label="reserve" if i == 0 else None)
+        ax.text(min(99, (used + reserve) / total * 100 + 1), i,
+                f"{(used + reserve):,} / {total:,} B", va="center", fontsize=8)
+    ax.axvline(100, color="#E45756", ls="--")
+    ax.set_yticks([0, 1], [r[0] for r in rows])
+    ax.set_xlim(0, 130)
+    ax.set_xlabel("% of the board")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def arch_rows(arch: Mapping[str, Any]) -> list[list[str]]:
+    """The winning subnet, one row per block, for people rather than parsers."""
+    from ..space.arch import layer_plan
+
+    plan = layer_plan(arch)
+    rows = [["stem", "conv 3x3", f"{plan.stem.in_channels}->{plan.stem.out_channels}", str(plan.stem.stride),
+             "x".join(map(str, plan.stem.out_hw)), ""]]
+    for b in plan.blocks:
+        dw = next(c for c in b.convs if c.kind == "dw")
+        exp = dw.in_channels // b.convs[0].in_channels if len(b.convs) == 3 else 1
+        rows.append([b.name, f"MBConv k{dw.kernel} e{exp}", f"{b.convs[0].in_channels}->{b.convs[-1].out_channels}",
+                     str(dw.stride), "x".join(map(str, b.convs[-1].out_hw)), "yes" if b.residual else ""])
+    rows.append(["head", "avg pool + FC", f"{plan.feature_channels}->{plan.num_classes}", "", "1x1", ""])
+    return rows
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        if b[0] == "h":
+            out += ["#" * b[1] + " " + b[2], ""]
+        elif b[0] == "p":
+            out += [b[1], ""]
+        elif b[0] == "ul":
+            out += [f"- {x}" for x in b[1]] + [""]
+        elif b[0] == "table":
+            out += ["| " + " | ".join(b[1]) + " |", "|" + "---|" * len(b[1])]
+            out += ["| " + " | ".join(map(str, r)) + " |" for r in b[2]] + [""]
+        elif b[0] == "img":
+            out += [f"![{b[2]}]({b[1]})", ""]
+        elif b[0] == "code":
+            out += ["```", b[1], "```", ""]
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """Backticks to <code>, everything else escaped."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block], root: Path, title: str) -> str:
+    body: list[str] = []
+    for b in blocks:
+        if b[0] == "h":
+            body.append(f"<h{b[1]}>{_inline(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            body.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{_inline(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
+            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+        elif b[0] == "img":
+            p = root / b[1]
+            if p.is_file():
+                data = base64.b64encode(p.read_bytes()).decode()
+                body.append(f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                            f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
+        elif b[0] == "code":
+            body.append(f"<pre>{html.escape(b[1])}</pre>")
+    css = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
+           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
+           "text-align:left}th{background:#f3f3f3}img{max-width:100%}pre{background:#f6f6f6;padding:.8em;"
+           "overflow-x:auto}code{background:#f3f3f3;padding:0 .2em}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# ------------------------------------------------------------------ content
+
+
+def _read(p: Path) -> dict[str, Any]:
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+
+def _pct(a: float) -> str:
+    return f"{100 * a:.2f}%"
+
+
+def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) -> dict[str, Any]:
+    prof = _read(out / "profile" / "profile.json")
+    exp = _read(out / "export" / "export.json")
+    arch = _read(out / "finetune" / "arch.json")
+    files = {
+        "tflite": "export/model.tflite", "onnx": "export/model.onnx", "export": "export/export.json",
+        "c_sources": "export", "firmware": "export", "profile": "profile/profile.json",
+        "report_md": "report.md", "report_html": "report.html", "run_toml": "run.toml",
+        "space": "space/space.json", "supernet": "supernet/supernet.pt", "search": "search/search.json",
+        "weights": "finetune/model.pt", "arch": "finetune/arch.json",
+    }
+    files = {k: str(out / v) for k, v in files.items() if (out / v).exists()}
+    return {
+        "board": board.id,
+        "accuracy_float": exp.get("accuracy_float"),
+        "accuracy_int8": exp.get("accuracy_int8"),
+        "arena_bytes": prof["arena_bytes_device"], "sram_bytes": prof["sram_bytes"],
+        "flash_bytes": prof["flash_bytes"], "latency_ms": prof["latency_ms"], "macs": prof["macs"],
+        "fits": prof["fits"], "arch": arch, "files": files,
+        "arena_bytes_measured_x86": prof.get("arena_bytes_measured"),
+        "model_bytes": prof["model_bytes"],
+        "accuracy_supernet": results.get("search", {}).get("result", {}).get("accuracy_supernet"),
+        "stage_wall_s": {k: v.get("wall_s") for k, v in results.items()},
+    }
+
+
+def reproduce_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
+    r = cfg["run"]
+    cmd = ["tinynas", "run", "--board", r["board"], "--data", r["data"], "--out", r["out"],
+           "--budget", r["budget"], "--config", str(Path(r["out"]) / "run.toml")]
+    return " ".join(shlex.quote(str(c)) for c in cmd)
+
+
+def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
+    prof = _read(out / "profile" / "profile.json")
+    space = _read(out / "space" / "space.json")
+    search = _read(out / "search" / "search.json")
+    train = _read(out / "supernet" / "train.json")
+    exp = _read(out / "export" / "export.json")
+    verdict = "FITS" if summary["fits"] else "DOES NOT FIT"
+    blocks: list[Block] = [
+        ("h", 1, f"tinynas run: {board.name} ({board.id})"),
+        ("p", f"Verdict: {verdict}. int8 top-1 {_pct(summary['accuracy_int8'] or 0)} in TFLM "
+              f"(float {_pct(summary['accuracy_float'] or 0)}), arena {summary['arena_bytes']:,} B, "
+              f"flash {summary['flash_bytes']:,} B, {summary['latency_ms']:.2f} ms estimated, "
+              f"{summary['macs']:,} MACs."),
+        ("h", 2, "Board and limits"),
+        ("table", ["", "SRAM", "flash"], [
+            ["board total", f"{board.sram_bytes:,} B", f"{board.flash_bytes:,} B"],
+            ["reserved (runtime, stack, app)", f"{board.sram_reserved_bytes:,} B", f"{board.flash_reserved_bytes:,} B"],
+            ["this model", f"{prof['arena_bytes_device']:,} B arena", f"{prof['model_bytes']:,} B model"],
+            ["total used", f"{prof['sram_bytes']:,} B", f"{prof['flash_bytes']:,} B"]]),
+        ("p", f"Core {board.core} at {board.clock_hz / 1e6:g} MHz, kernels `{board.kernels}`. "
+              f"Latency limit: {cfg['run']['latency_ms'] or 'none'} ms."),
+        ("img", "report_budget.png", "SRAM and flash budget"),
+    ]
+    if space:
+        ch = space.get("chosen", {})
+        blocks += [("h", 2, "Chosen search space"),
+                   ("p", f"Width multiplier {ch.get('width_mult')} at resolution {ch.get('resolution')}, "
+                         f"chosen among {len(space.get('table', []))} spaces by the mean MACs of the subnets "
+                         f"that fit ({space.get('samples')} samples each)."),
+                   ("img", "space/flops_cdf.png", "MACs CDF of fitting subnets per space")]
+    if train:
+        hist = train.get("history", train if isinstance(train, list) else [])
+        last = hist[-1] if hist else {}
+        blocks += [("h", 2, "Supernet training"),
+                   ("p", f"{len(hist)} epochs of single-path one-shot training; last epoch: "
+                         + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                     for k, v in last.items()) + "."),
+                   ("img", "supernet/train_curve.png", "supernet training curves")]
+    if search:
+        blocks += [("h", 2, "Search"),
+                   ("p", f"Strategy {search.get('strategy')}, {len(search.get('history', []))} candidates "
+                         f"evaluated with inherited weights after BN recalibration; best "
+                         f"{_pct(search.get('best', {}).get('accuracy', 0))}."),
+                   ("img", "search/pareto.png", "accuracy against latency, SRAM as colour")]
+    if summary.get("arch"):
+        blocks += [("h", 2, "Winning architecture"),
+                   ("table", ["block", "op", "channels", "stride", "output", "residual"], arch_rows(summary["arch"]))]
+    blocks += [("h", 2, "Accuracy"),
+               ("table", ["", "top-1"], [
+                   ["supernet, inherited weights (search)", _pct(summary.get("accuracy_supernet") or 0)],
+                   ["fine-tuned float (PyTorch)", _pct(summary["accuracy_float"] or 0)],
+                   ["int8 (TFLM)", _pct(summary["accuracy_int8"] or 0)]]),
+               ("p", f"TFLM and LiteRT (reference kernels) agree on "
+                     f"{_pct(exp.get('tflm_litert_identical_fraction', 0) or 0)} of validation inputs "
+                     f"(max difference {exp.get('max_lsb_diff', '?')} LSB).")]
+    blocks += [("h", 2, "Memory and latency per layer"),
+               ("img", "profile/memory.png", "per-op SRAM against the board limit"),
+               ("img", "profile/latency.png", "per-op latency"),
+               ("p", f"Arena: {prof['arena_bytes_device']:,} B on the board (32-bit, {prof['kernels']} scratch "
+                     f"{prof['cmsis_scratch_bytes']:,} B); measured {prof.get('arena_bytes_measured') or 0:,} B "
+                     f"in TFLM on x86-64, estimated {prof['arena_bytes_estimated']:,} B. "
+                     f"Full table: `profile/profile.txt`.")]
+    blocks += [("h", 2, "Files"),
+               ("ul", [f"`{k}`: `{v}`" for k, v in summary["files"].items()]),
+               ("p", "The C sources (`*_model_data.cc/.h`, `*_op_resolver.h`, `*_model_settings.h`) and a "
+                     f"`{cfg['export']['target']}` project skeleton are in `export/`; its README says how to "
+                     "build it. For other targets: `tinynas export export/model.tflite --target "
+                     "arduino|zephyr|esp-idf|cmake --out DIR`."),
+               ("h", 2, "Reproduce"),
+               ("code", reproduce_command(cfg))]
+    return blocks
+
+
+def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) -> dict[str, Any]:
+    """Write summary.json, report.md and report.html; returns the summary."""
+    prof = _read(out / "profile" / "profile.json")
+    plot_budget(prof, out / "report_budget.png")
+    summary = build_summary(out, board, cfg, results)
+    blocks = build_blocks(out, board, cfg, summary)
+    write_text(out / "report.md", to_markdown(blocks))
+    write_text(out / "report.html", to_html(blocks, out, f"tinynas run: {board.id}"))
+    summary["files"]["report_md"] = str(out / "report.md")
+    summary["files"]["report_html"] = str(out / "report.html")
+    write_json(out / "summary.json", summary)
+    return summary
