@@ -3,7 +3,7 @@
 Decision: the default LUT is not a file. For any signature the cycle model
 gives an entry on the fly, so there is nothing to generate, ship or keep in
 sync with the model. Only tables that hold real information are files:
-`profiles/<board-id>.lut.json`, written by `lut measure`/`lut import` (or
+`profiles/<board-id>.lut.json`, written by `tinynas lut import` (or
 save_lut), holding measured entries and whatever else was saved with them.
 
 Lookup precedence for one signature (Lut.lookup):
@@ -73,6 +73,9 @@ class Lut:
     created: str = field(default_factory=_now)
     tool_version: str = __version__
     target: Any = field(default=None, repr=False, compare=False)
+    # Provenance of measured entries (kit id, logs, entries not measured...),
+    # written by `tinynas lut import`; stored as "measurement" in the file.
+    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     calibration: Calibration | None = field(default=None, repr=False, compare=False)
     # class -> [(size, signature)] of measured entries; rebuilt after set().
     _index: dict[tuple, list[tuple[float, str]]] | None = field(
@@ -143,14 +146,17 @@ class Lut:
         return self.model_cycles(sig), "model"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "format": LUT_FORMAT, "version": LUT_VERSION,
             "board": self.board, "clock_hz": self.clock_hz,
             "invoke_overhead_cycles": self.invoke_overhead_cycles,
             "created": self.created, "tool_version": self.tool_version,
-            "entries": {s: {"cycles": e.cycles, "source": e.source}
-                        for s, e in sorted(self.entries.items())},
         }
+        if self.meta:
+            d["measurement"] = self.meta
+        d["entries"] = {s: {"cycles": e.cycles, "source": e.source}
+                        for s, e in sorted(self.entries.items())}
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "LUT") -> "Lut":
@@ -171,7 +177,8 @@ class Lut:
             lut = cls(board=str(d["board"]), clock_hz=float(d["clock_hz"]),
                       invoke_overhead_cycles=float(d["invoke_overhead_cycles"]),
                       created=str(d.get("created", "")),
-                      tool_version=str(d.get("tool_version", "")))
+                      tool_version=str(d.get("tool_version", "")),
+                      meta=dict(d.get("measurement") or {}))
             for sig, e in d["entries"].items():
                 if isinstance(e, (int, float)):
                     e = {"cycles": e}
@@ -181,17 +188,22 @@ class Lut:
         return lut
 
 
+def read_json(path: str | os.PathLike, what: str, hint: str = "") -> Any:
+    """A JSON file's content, or a one-line UserError naming `what` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} {p} does not exist{hint}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{what} {p} is not valid JSON ({e})") from None
+
+
 def load_lut(path: str | os.PathLike, board: Any = None,
              calibration: Calibration | None = None) -> Lut:
     """Read a LUT file; `board` (if given) is what the model falls back to."""
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"LUT file {p} does not exist")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"LUT file {p} is not valid JSON ({e})") from None
-    lut = Lut.from_dict(data, where=f"LUT file {p}")
+    lut = Lut.from_dict(read_json(p, "LUT file"), where=f"LUT file {p}")
     if board is not None and str(getattr(board, "id", lut.board)) != lut.board:
         raise UserError(f"LUT file {p} is for board {lut.board!r}, not {board.id!r}")
     lut.target, lut.calibration = board, calibration

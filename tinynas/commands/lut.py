@@ -1,0 +1,177 @@
+"""`tinynas lut measure|import`: measure a board's latency lookup table.
+
+    tinynas lut measure --board ID --out DIR [--space space.json] [--limit N]
+    tinynas lut import --board ID LOG [LOG ...] [--kit DIR] [--out PATH] [--merge | --force]
+
+`measure` writes a profiling kit (tinynas/latency/kit.py); the user flashes
+it and captures its serial log; `import` turns the log into a measured LUT.
+Where the LUT goes: by default profiles/<board-id>.lut.json, the file
+`lut_for_board` reads, so profile, space and search use it with no flag.
+An existing table there is never replaced silently: --merge adds the new
+measurements to it, --force replaces it. --out writes anywhere else (use it
+with `tinynas profile --lut PATH`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    lut_sub = p.add_subparsers(dest="lut_command", metavar="{measure,import}")
+    lut_sub.required = True
+    m = lut_sub.add_parser("measure", help="write a profiling kit for a board",
+                           description="Write a profiling kit: one int8 model per LUT entry the "
+                                       "space needs, C arrays, a MicroProfiler firmware and a README.")
+    m.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+    m.add_argument("--out", required=True, help="kit folder to write (must be empty unless --force)")
+    m.add_argument("--space", help="space spec (.json/.toml, e.g. what `tinynas space` chose for the "
+                                   "board); default: the built-in default space")
+    m.add_argument("--width", type=float, help="override the space's width multiplier")
+    m.add_argument("--resolution", type=int, help="override the space's (square) resolution")
+    m.add_argument("--limit", type=int, help="only the first N entries (quick trials and tests)")
+    m.add_argument("--runs", type=int, default=10, help="timed invokes per model (default: %(default)s)")
+    m.add_argument("--warmup", type=int, default=2, help="untimed invokes first (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    m.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m.set_defaults(func=run_measure)
+    i = lut_sub.add_parser("import", help="turn a kit's serial log into a measured LUT",
+                           description="Parse kit serial logs and write the board's measured LUT.")
+    i.add_argument("logs", nargs="+", metavar="LOG", help="captured serial log(s), one per part")
+    i.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+    i.add_argument("--kit", help="the kit folder (checks each entry against its manifest)")
+    i.add_argument("--out", help="LUT file to write (default: profiles/<board-id>.lut.json)")
+    mode = i.add_mutually_exclusive_group()
+    mode.add_argument("--merge", action="store_true", help="add to an existing LUT at the output path")
+    mode.add_argument("--force", action="store_true", help="replace an existing LUT at the output path")
+    i.add_argument("--json", action="store_true", help="print the import summary as JSON")
+    i.set_defaults(func=run_import)
+
+
+# ----------------------------------------------------------------------------- measure
+
+def _nested_spec(path: Path):
+    """A spec stored under "space" (or "chosen": {"space": ...}) in a JSON result file."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    for key in ("space", "chosen"):
+        v = d.get(key) if isinstance(d, dict) else None
+        if isinstance(v, dict) and isinstance(v.get("space"), dict):
+            v = v["space"]
+        if isinstance(v, dict) and "stages" in v:
+            return v
+    return None
+
+
+def load_space_arg(path: str | None, width: float | None, resolution: int | None):
+    """The space to measure: a file (or the default space), with optional overrides.
+
+    --resolution measures at that one resolution, not the spec's grid.
+    """
+    from ..space import load_space
+    from ..space.spec import replace_spec
+
+    src = None
+    if path is not None:
+        p = Path(path)
+        src = (_nested_spec(p) if p.suffix.lower() == ".json" and p.is_file() else None) or p
+    spec = load_space(src)
+    changes: dict = {}
+    if width is not None:
+        changes["width_mult"] = width
+    if resolution is not None:
+        changes.update(resolution=resolution, resolutions=[])
+    return replace_spec(spec, **changes) if changes else spec
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from ..boards import load_board
+    from ..latency.kit import write_kit
+
+    board = load_board(args.board)
+    spec = load_space_arg(args.space, args.width, args.resolution)
+    m = write_kit(board, spec, args.out, limit=args.limit, runs=args.runs, warmup=args.warmup,
+                  seed=args.seed, force=args.force, progress=not args.no_progress)
+    n, parts = len(m["entries"]), len(m["parts"])
+    print(f"kit {m['kit']} for {board.id}: {n} models of {m['space_signatures']} space entries "
+          f"in {parts} part(s), arena {m['arena_bytes']:,} B -> {args.out}")
+    for s in m["skipped"]:
+        print(f"  skipped {s['signature']}: {s['reason']}")
+    print(f"next: build and flash {args.out}/firmware (see {args.out}/README.md), capture the log, "
+          f"then `tinynas lut import --board {board.id} --kit {args.out} LOG`")
+    return 0
+
+
+# ----------------------------------------------------------------------------- import
+
+def _output(args: argparse.Namespace, board):
+    """(path, base LUT or None) after checking what is already there."""
+    from ..errors import UserError
+    from ..latency import load_lut, lut_path
+
+    out = Path(args.out) if args.out else lut_path(board.id)
+    if out.exists() and not (args.merge or args.force):
+        raise UserError(f"{out} exists; pass --merge to add these measurements to it, "
+                        "--force to replace it, or --out another path")
+    base = load_lut(out, board) if (args.merge and out.exists()) else None
+    return out, base
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ..boards import load_board
+    from ..latency import save_lut
+    from ..latency.kit import load_kit
+    from ..latency.lut_import import build_measured_lut
+    from ..latency.serial_log import read_log
+
+    board = load_board(args.board)
+    kit = load_kit(args.kit) if args.kit else None
+    out, base = _output(args, board)
+    logs = [read_log(p) for p in args.logs]
+    rep = build_measured_lut(logs, board, kit, base)
+    for source, issues in rep.issues.items():
+        for it in issues:
+            sys.stderr.write(f"tinynas: warning: {source}: {it}\n")
+    save_lut(out, rep.lut)
+    summary = _summary(rep, logs, out)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_format_summary(summary))
+    return 0
+
+
+def _summary(rep, logs, out: Path) -> dict:
+    return {
+        "lut": str(out), "board": rep.lut.board,
+        "measured": len(rep.measured), "rejected_lines": sum(len(v) for v in rep.issues.values()),
+        "noise_lines": sum(log.noise_lines for log in logs),
+        "failed": rep.failed, "not_measured": rep.not_measured,
+        "invoke_overhead_cycles": rep.lut.invoke_overhead_cycles,
+        "measured_over_model": {k: {"median": round(r, 3), "n": n}
+                                for k, (r, n) in rep.ratios_by_kind().items()},
+        "notes": rep.notes,
+    }
+
+
+def _format_summary(s: dict) -> str:
+    lines = [f"measured    {s['measured']} entries ({s['rejected_lines']} line(s) rejected, see "
+             f"warnings; {s['noise_lines']} other line(s) ignored)"]
+    if s["not_measured"]:
+        lines.append(f"unmeasured  {len(s['not_measured'])} kit entries: latency falls back to the "
+                     "model, flagged interpolated/model")
+    for sig, stage in s["failed"].items():
+        lines.append(f"failed      {sig} at {stage}")
+    lines.append(f"overhead    {s['invoke_overhead_cycles']:,.0f} cycles per invoke")
+    for kind, r in s["measured_over_model"].items():
+        lines.append(f"vs model    {kind:<8} measured/model median {r['median']:.2f} (n={r['n']})")
+    lines += [f"note        {n}" for n in s["notes"]]
+    lines.append(f"wrote       {s['lut']}")
+    return "\n".join(lines)
