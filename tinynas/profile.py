@@ -118,6 +118,16 @@ def _shape_str(shapes: list[list[int]]) -> str:
     return "x".join(map(str, dims))
 
 
+def _latency_sources(ops: list[dict[str, Any]]) -> str:
+    """How many ops' latency was measured on a board and how many came from the model."""
+    from collections import Counter
+
+    n = Counter(o["latency_source"] for o in ops if o["latency_source"])
+    if not n or set(n) == {"model"}:
+        return "estimated by the cycle model"
+    return ", ".join(f"{v} ops {k}" for k, v in sorted(n.items()))
+
+
 def format_report(p: dict[str, Any]) -> str:
     """The human-readable table of `tinynas profile`."""
     lines = [f"model  {p['model']}  ({p['model_bytes']:,} B)",
@@ -137,7 +147,7 @@ def format_report(p: dict[str, Any]) -> str:
               f"   of {p['board_sram_bytes']:,} B ({100 * p['sram_bytes'] / p['board_sram_bytes']:.0f}%)",
               f"flash       {p['flash_bytes']:,} B = model {p['model_bytes']:,} + reserve {p['flash_reserved_bytes']:,}"
               f"   of {p['board_flash_bytes']:,} B ({100 * p['flash_bytes'] / p['board_flash_bytes']:.0f}%)",
-              f"latency     {p['latency_ms']:.2f} ms (estimated)"]
+              f"latency     {p['latency_ms']:.2f} ms ({_latency_sources(p['ops'])})"]
     if p["unsupported_ops"]:
         lines.append(f"unsupported TFLM ops: {', '.join(p['unsupported_ops'])}")
     if p["fits"]:
