@@ -280,6 +280,8 @@ def _read_file(p: Path) -> Any:
 def load_space(src: str | os.PathLike | Mapping | None = None, **overrides: Any) -> SpaceSpec:
     """Load a space from a .json/.toml file or a dict; None gives the default MCUNet-like space.
 
+    A file written by `tinynas space` (its chosen space under "space") works too.
+
     `overrides` (e.g. num_classes=2, resolution=[49, 10], input_channels=1)
     replace fields after loading, so a dataset can adapt a stored space
     without writing a new file.
@@ -293,6 +295,8 @@ def load_space(src: str | os.PathLike | Mapping | None = None, **overrides: Any)
         d, name = _read_file(p), str(p)
     if not isinstance(d, Mapping):
         raise UserError(f"{name}: expected a JSON/TOML object at the top level")
+    if isinstance(d.get("space"), Mapping):  # the space.json `tinynas space` writes
+        d = d["space"]
     return spec_from_dict({**d, **overrides}, source=name)
 
 

@@ -1,0 +1,125 @@
+"""`tinynas space --board ID --input 32x32x3 --classes 10`: search-space optimization.
+
+Scores every (width multiplier, resolution) of a grid on the board with the
+vectorized cost model, prints the table, and writes DIR/space.json (the chosen
+space, loadable by load_space, plus the whole table) and DIR/flops_cdf.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UserError
+
+_SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_RES_RE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
+
+
+def add_parser(sub, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+    p.add_argument("--input", required=True, metavar="HxWxC",
+                   help="input shape, height x width x channels, e.g. 32x32x3 or 49x10x1")
+    p.add_argument("--classes", type=int, required=True, help="number of classes")
+    p.add_argument("--widths", metavar="W", nargs="+",
+                   help="width multipliers (default 0.2 to 1.0 by 0.1); commas also work")
+    p.add_argument("--resolutions", metavar="R", nargs="+",
+                   help="resolutions: a side (H; W keeps the input's aspect ratio) or HxW "
+                        "(default: half to twice the input in steps of 16, or 8 below 64 px)")
+    p.add_argument("--samples", type=int, default=1000, help="subnets sampled per space (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.add_argument("--space", metavar="FILE", help="base space .json/.toml (default: the built-in MBConv space)")
+    p.add_argument("--out", default="space", metavar="DIR", help="output folder (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print space.json instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def parse_input(text: str) -> tuple[int, int, int]:
+    """'32x32x3' -> (H, W, C)."""
+    m = _SHAPE_RE.match(text or "")
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise UserError(f"--input {text!r}: expected HxWxC with positive integers, e.g. 32x32x3 "
+                        "(images) or 49x10x1 (MFCC)")
+    h, w, c = (int(g) for g in m.groups())
+    return h, w, c
+
+
+def _items(values: list[str] | None) -> list[str]:
+    return [t for v in values or [] for t in v.replace(",", " ").split()]
+
+
+def parse_widths(values: list[str] | None) -> list[float] | None:
+    if values is None:
+        return None
+    out = []
+    for t in _items(values):
+        try:
+            out.append(float(t))
+        except ValueError:
+            raise UserError(f"--widths: {t!r} is not a number; give multipliers such as 0.3 0.5 1.0") from None
+    if not out:
+        raise UserError("--widths: the width grid is empty; give at least one multiplier")
+    return out
+
+
+def parse_resolutions(values: list[str] | None, hw: tuple[int, int]) -> list[tuple[int, int]] | None:
+    from ..space.optimize import scaled_hw
+
+    if values is None:
+        return None
+    out = []
+    for t in _items(values):
+        m = _RES_RE.match(t)
+        if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+            raise UserError(f"--resolutions: {t!r} is not a positive side or HxW, e.g. 48 or 64x16")
+        out.append((int(m.group(1)), int(m.group(2))) if m.group(2) else scaled_hw(hw, int(m.group(1))))
+    if not out:
+        raise UserError("--resolutions: the resolution grid is empty; give at least one resolution")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..atomic import write_json
+    from ..boards import load_board
+    from ..space.optimize import format_table, optimize_space, plot_flops_cdf
+    from ..space.spec import load_space
+
+    h, w, c = parse_input(args.input)
+    if args.classes < 1:
+        raise UserError(f"--classes {args.classes}: need at least 1 class")
+    if args.samples < 1:
+        raise UserError(f"--samples {args.samples}: need at least 1 sample per space")
+    board = load_board(args.board)
+    spec = load_space(args.space, input_channels=c, resolution=[h, w], num_classes=args.classes)
+    widths = parse_widths(args.widths)
+    resolutions = parse_resolutions(args.resolutions, (h, w))
+    t0 = time.perf_counter()
+    result = optimize_space(spec, board, widths, resolutions, args.samples,
+                            np.random.default_rng(args.seed), progress=not args.quiet)
+    result.seed = args.seed
+    wall = time.perf_counter() - t0
+    doc = result.to_json()
+    doc["wall_s"] = round(wall, 3)
+    out = Path(args.out)
+    write_json(out / "space.json", doc)
+    plot_flops_cdf(result, str(out / "flops_cdf.png"))
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    row = result.chosen_row
+    n_spaces = len(result.table)
+    print(format_table(result))
+    print(f"\nchosen      width {row['width_mult']:g}, resolution {row['resolution'][0]}x{row['resolution'][1]}"
+          f": {100 * row['fit_fraction']:.1f}% of {args.samples} samples fit {board.id}, "
+          f"mean {row['macs_mean'] / 1e6:.2f}M MACs")
+    print(f"scored      {n_spaces} spaces x {args.samples} subnets in {wall:.2f} s")
+    print(f"wrote       {out / 'space.json'}, {out / 'flops_cdf.png'}")
+    return 0
