@@ -1,0 +1,193 @@
+"""Search core: budget and dedupe accounting, constraints, errors, outputs, the command.
+
+Strategies run on the synthetic task (tinynas.search.synthetic): an analytic
+cost model and a hidden accuracy function with the real duck types, so no
+supernet has to be trained. One test uses the real CostModel, one the real
+Supernet + SupernetEvaluator (random weights) through run_search.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tinynas.errors import UserError
+from tinynas.search import STRATEGIES, Archive, Problem, proxy_indices, rerank_finalists, search, write_outputs
+from tinynas.search.genomes import crossover, mutate, onehot
+from tinynas.search.sampling import smallest_candidate
+from tinynas.search.synthetic import AnalyticCostModel, SyntheticAccuracy, SyntheticBoard, synthetic_task
+from tinynas.space import arch_hash, canonicalize_genomes, default_space, load_arch, sample_genomes
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return synthetic_task()
+
+
+def _assert_feasible(result, cm, latency_ms=None):
+    g = np.array([r["genome"] for r in result["history"]], np.int8)
+    c = cm.evaluate(g)
+    assert cm.feasible(c, latency_ms).all()
+    assert [r["sram_bytes"] for r in result["history"]] == c.sram_bytes.tolist()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_budget_is_exact_and_every_candidate_fits(task, strategy):
+    spec, cm, _ = task
+    acc = SyntheticAccuracy(spec, 0)
+    r = search(spec, cm, acc, strategy=strategy, budget=37, seed=1, latency_ms=560.0)
+    n = 37 if strategy != "grid" else r["info"]["grid"]["feasible_points"]
+    assert acc.calls == r["budget_used"] == len(r["history"]) == min(n, 37)
+    hashes = [h["arch_hash"] for h in r["history"]]
+    assert len(set(hashes)) == len(hashes)  # deduplicated by arch hash
+    _assert_feasible(r, cm, 560.0)
+    assert all(h["latency_ms"] <= 560.0 for h in r["history"])
+    best = r["best"]
+    assert best["accuracy"] == max(h["accuracy"] for h in r["history"])
+    assert arch_hash(best["arch"]) == best["arch_hash"]
+    assert {"arch", "accuracy", "sram_bytes", "flash_bytes", "latency_ms", "macs"} <= set(best)
+
+
+def test_archive_dedupes_counts_and_truncates(task):
+    spec, cm, _ = task
+    acc = SyntheticAccuracy(spec, 0)
+    ar = Archive(Problem(spec, cm, acc), budget=5, strategy="t")
+    g = sample_genomes(spec, 200, np.random.default_rng(0))
+    g = np.concatenate([g, g[:50]])  # 50 repeats inside one call
+    b = ar.screen(g)
+    assert ar.counts["proposed"] == 200
+    assert ar.counts["infeasible"] == 200 - len(b)
+    assert ar.counts["duplicates"] == 50 + (200 - len(np.unique(g[:200], axis=0)))
+    fit = ar.evaluate(b.take(np.arange(8)), step=0)
+    assert acc.calls == 5 == ar.used and ar.exhausted
+    assert np.isnan(fit[5:]).all() and not np.isnan(fit[:5]).any()
+    again = ar.evaluate(b.take(np.arange(5)), step=1)  # cached: free
+    assert acc.calls == 5 and np.array_equal(again, fit[:5])
+    assert len(ar.screen(b.genomes[:5])) == 0  # evaluated ones are duplicates now
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_infeasible_board_is_a_quick_one_line_error(task, strategy):
+    spec, _, _ = task
+    tiny = AnalyticCostModel(spec, SyntheticBoard("tiny-board", sram_bytes=10_000, flash_bytes=10 ** 9))
+    t0 = time.perf_counter()
+    with pytest.raises(UserError) as e:
+        search(spec, tiny, SyntheticAccuracy(spec), strategy=strategy, budget=50)
+    msg = str(e.value)
+    assert time.perf_counter() - t0 < 2.0
+    assert "SRAM needs at least" in msg and "tiny-board allows 10,000 B" in msg and "\n" not in msg
+
+
+def test_latency_limit_error_names_latency(task):
+    spec, cm, acc = task
+    with pytest.raises(UserError, match="latency needs at least .* ms .*--latency-ms 1"):
+        search(spec, cm, acc, budget=10, latency_ms=1.0)
+
+
+def test_tight_board_falls_back_to_the_smallest_without_hanging(task):
+    spec, cm, _ = task
+    s = smallest_candidate(Problem(spec, cm, SyntheticAccuracy(spec)))
+    board = SyntheticBoard("exact", int(s.values["sram_bytes"][0]), int(s.values["flash_bytes"][0]))
+    t0 = time.perf_counter()
+    r = search(spec, AnalyticCostModel(spec, board), SyntheticAccuracy(spec), strategy="random", budget=20)
+    assert time.perf_counter() - t0 < 10
+    assert 1 <= r["budget_used"] < 20
+
+
+def test_bad_arguments(task):
+    spec, cm, acc = task
+    for kw, pat in [({"strategy": "nope"}, "--strategy"), ({"budget": 0}, "--budget"),
+                    ({"predictor": "mlp", "strategy": "rl"}, "--predictor"),
+                    ({"latency_weight": -0.07}, "needs --latency-ms"),
+                    ({"latency_weight": 0.5, "latency_ms": 500.0}, "must be <= 0")]:
+        with pytest.raises(UserError, match=pat):
+            search(spec, cm, acc, **kw)
+
+
+def test_mnasnet_soft_latency_fitness(task):
+    spec, cm, acc = task
+    r = search(spec, cm, acc, strategy="random", budget=30, latency_ms=600.0, latency_weight=-0.07)
+    for h in r["history"]:
+        assert h["fitness"] == pytest.approx(h["accuracy"] * (h["latency_ms"] / 600.0) ** -0.07)
+    assert r["best"]["fitness"] == max(h["fitness"] for h in r["history"])
+
+
+def test_genome_operators_stay_canonical(task):
+    spec = task[0]
+    rng = np.random.default_rng(0)
+    g = sample_genomes(spec, 50, rng)
+    assert np.array_equal(mutate(spec, g, rng, prob=0.0), g)
+    assert np.array_equal(crossover(spec, g, g, rng), g)
+    m = mutate(spec, g, rng, prob=0.5)
+    assert np.array_equal(m, canonicalize_genomes(spec, m))
+    x = onehot(spec, g)
+    n_active = len(spec.stages) + 2 * np.array(spec.depths)[g[:, :len(spec.stages)]].sum(1)
+    assert np.array_equal(x.sum(1), n_active)
+
+
+def test_outputs_are_strict_json_with_plots(task, tmp_path):
+    spec, cm, acc = task
+    r = search(spec, cm, acc, strategy="rl", budget=24, seed=0, options={"batch": 4})
+    files = write_outputs(tmp_path, r)
+    d = json.loads((tmp_path / "search.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert {"best", "top", "history", "strategy", "budget", "seed", "board"} <= set(d)
+    assert d["top"][0]["arch_hash"] == d["best"]["arch_hash"] and len(d["history"]) == 24
+    assert {"step", "strategy", "accuracy", "sram_bytes", "genome"} <= set(d["history"][0])
+    assert load_arch(files["best_arch"], spec) == d["best"]["arch"]
+    assert (tmp_path / "pareto.png").stat().st_size > 0 and (tmp_path / "controller.png").stat().st_size > 0
+
+
+def test_proxy_subset_is_class_balanced_and_finalists_rerank(task):
+    y = np.repeat(np.arange(10), [50, 40, 30, 60, 50, 50, 50, 50, 50, 5])
+    idx = proxy_indices(y, 95, seed=0)
+    counts = np.bincount(y[idx], minlength=10)
+    assert len(np.unique(idx)) == 95 and counts[9] == 5 and counts.max() - counts[:9].min() <= 1
+    spec, cm, acc = task
+    r = search(spec, cm, acc, strategy="random", budget=20, top_k=5)
+    r["proxy"] = {"images": 95}
+    flipped = lambda archs: 1.0 - acc(archs)  # noqa: E731  a full split that disagrees completely
+    rerank_finalists(r, flipped, Problem(spec, cm, acc))
+    assert r["best"]["accuracy"] == max(t["accuracy"] for t in r["top"])
+    assert r["proxy"]["kendall_tau_finalists"] == pytest.approx(-1.0)
+
+
+def test_real_cost_model_constraints():
+    from tinynas.boards import load_board
+    from tinynas.costmodel import CostModel
+
+    spec = default_space(width_mult=0.4)
+    cm = CostModel(spec, load_board("arduino-nano-33-ble-sense"))
+    r = search(spec, cm, SyntheticAccuracy(spec), strategy="evolution", budget=40, seed=0)
+    assert r["budget_used"] == 40 and r["counts"]["over_flash"] > 0
+    _assert_feasible(r, cm)
+
+
+def test_run_search_with_a_real_supernet(tmp_path):
+    from tinynas.data import load_dataset
+    from tinynas.search import run_search
+    from tinynas.space import load_space
+    from tinynas.supernet import Supernet
+
+    b = load_dataset("digits")
+    c, h, w = b.input_shape
+    spec = load_space(None, input_channels=c, resolution=[h, w], num_classes=b.num_classes, width_mult=0.3)
+    sn = Supernet(spec).eval()
+    r = run_search((sn, spec, b), "arduino-nano-33-ble-sense", tmp_path / "s", strategy="random", budget=4,
+                   calib_images=32, proxy_images=40, top_k=2, progress=False)
+    assert r["budget_used"] == 4 and r["proxy"]["images"] == 40
+    assert {"proxy_accuracy", "accuracy"} <= set(r["top"][0])
+    assert (tmp_path / "s" / "search.json").exists() and (tmp_path / "s" / "best_arch.json").exists()
+
+
+def test_cli_missing_supernet_is_one_line(tmp_path, capsys):
+    from tinynas.cli import main
+
+    assert main(["search", "--supernet", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err

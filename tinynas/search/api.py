@@ -1,0 +1,233 @@
+"""Entry points: `search` over any efficiency/accuracy pair, `run_search` over a supernet.
+
+`search` is the algorithmic core (no files, no torch.distributed): the strategy
+benchmark and the tests call it with the synthetic task; `run_search` wires the
+real parts (supernet, BN-recalibrating evaluator, cost model, board), handles
+the proxy subset and the finalists' re-ranking, and writes the outputs on rank 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..errors import UserError
+from ..space.spec import SpaceSpec
+from .aging import run_aging
+from .budget import Archive
+from .evolution import run_evolution
+from .grid import run_grid
+from .predictor import Screen
+from .problem import Problem
+from .random_search import run_random
+from .results import summarize, write_outputs
+from .rl import run_rl
+from .sampling import check_space_fits
+
+STRATEGIES = ("evolution", "random", "aging", "rl", "grid")
+PREDICTOR_STRATEGIES = ("evolution", "aging")
+RL_STATE = "rl_state.pt"
+
+
+def _check_args(strategy: str, budget: int, predictor: str | None) -> None:
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy}: not one of {', '.join(STRATEGIES)}")
+    if not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise UserError(f"--budget {budget}: must be an integer >= 1 (candidates to evaluate)")
+    if predictor not in (None, "mlp"):
+        raise UserError(f"--predictor {predictor}: only 'mlp' is available")
+    if predictor and strategy not in PREDICTOR_STRATEGIES:
+        raise UserError(f"--predictor {predictor} works with --strategy {' or '.join(PREDICTOR_STRATEGIES)}, "
+                        f"not {strategy}")
+
+
+def search(spec: SpaceSpec, efficiency: Any, accuracy: Callable, *, strategy: str = "evolution",
+           budget: int = 300, seed: int = 0, latency_ms: float | None = None, latency_weight: float = 0.0,
+           predictor: str | None = None, top_k: int = 10, progress: bool = False,
+           state_path: str | os.PathLike | None = None, resume: bool = False,
+           options: Mapping[str, Any] | None = None,
+           predictor_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run one strategy under the constraints; returns the search.json content.
+
+    `options` override the strategy's defaults (EvolutionConfig fields, aging's
+    population/sample_size/batch, RLConfig fields, random's chunk);
+    `state_path`/`resume` apply to rl (the controller checkpoint).
+    """
+    _check_args(strategy, budget, predictor)
+    problem = Problem(spec, efficiency, accuracy, latency_ms, latency_weight)
+    check_space_fits(problem)
+    bar = _progress(budget, strategy, progress)
+    archive = Archive(problem, budget, strategy, on_eval=bar)
+    rng = np.random.default_rng(seed)
+    screen = _screen(spec, seed, predictor_options) if predictor else None
+    t0 = time.perf_counter()
+    opts = dict(options or {})
+    try:
+        info = _dispatch(strategy, archive, rng, seed, screen, state_path, resume, opts)
+    finally:
+        if bar is not None:
+            bar.close()
+    if screen is not None:
+        info["predictor"] = screen.report(archive)
+    return summarize(archive, seed=seed, top_k=top_k, info=info, wall_s=time.perf_counter() - t0,
+                     predictor=predictor)
+
+
+def _screen(spec: SpaceSpec, seed: int, options: Mapping[str, Any] | None) -> Screen:
+    """Screen options (factor, min_train, refit_growth); the rest go to the MLP (hidden, epochs, lr...)."""
+    opts = dict(options or {})
+    own = {k: opts.pop(k) for k in ("factor", "min_train", "refit_growth") if k in opts}
+    return Screen(spec, seed=seed, predictor_kw=opts, **own)
+
+
+def _dispatch(strategy: str, archive: Archive, rng: np.random.Generator, seed: int, screen,
+              state_path, resume: bool, opts: dict) -> dict[str, Any]:
+    if strategy == "evolution":
+        return {"evolution": run_evolution(archive, rng, screen=screen, **opts)}
+    if strategy == "aging":
+        return {"aging": run_aging(archive, rng, screen=screen, **opts)}
+    if strategy == "random":
+        return {"random": run_random(archive, rng, **opts)}
+    if strategy == "grid":
+        return {"grid": run_grid(archive, rng)}
+    return {"rl": run_rl(archive, rng, seed=seed, state_path=state_path, resume=resume, **opts)}
+
+
+class _Bar:
+    """tqdm over truly evaluated candidates, best fitness in the postfix."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, file=sys.stderr, unit="cand", dynamic_ncols=True)
+
+    def __call__(self, n: int, best: float) -> None:
+        self.bar.update(n)
+        self.bar.set_postfix(best=f"{best:.4f}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(budget: int, strategy: str, on: bool) -> _Bar | None:
+    return _Bar(budget, f"search {strategy}") if on else None
+
+
+# ---------------------------------------------------------------- with a supernet
+
+
+def proxy_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """A class-balanced subset of the validation split (round-robin over shuffled classes).
+
+    Balance keeps the proxy's accuracy an unbiased stand-in for the full
+    split's, which is what preserves the ranking of candidates; the finalists'
+    Kendall tau between proxy and full accuracy (search.json `proxy`) checks it.
+    """
+    y = np.asarray(labels)
+    if n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    pools = [rng.permutation(np.flatnonzero(y == c)).tolist() for c in np.unique(y)]
+    out: list[int] = []
+    while len(out) < n:
+        for p in pools:
+            if p and len(out) < n:
+                out.append(p.pop())
+    return np.sort(np.array(out, dtype=np.int64))
+
+
+def rerank_finalists(result: dict[str, Any], full_accuracy: Callable, problem: Problem) -> dict[str, Any]:
+    """Re-evaluate `top` on the full validation split and re-rank; keeps the proxy figures."""
+    from .predictor import kendall_tau
+
+    top = result["top"]
+    if not top:
+        return result
+    full = np.asarray(full_accuracy([t["arch"] for t in top]), dtype=np.float64)
+    fit = problem.fitness(full, np.array([t["latency_ms"] for t in top]))
+    result["proxy"]["kendall_tau_finalists"] = kendall_tau([t["fitness"] for t in top], fit)
+    for t, a, f in zip(top, full, fit):
+        t["proxy_accuracy"], t["proxy_fitness"] = t["accuracy"], t["fitness"]
+        t["accuracy"], t["fitness"] = float(a), float(f)
+    top.sort(key=lambda t: -t["fitness"])
+    result["best"] = top[0]
+    return result
+
+
+def _load(supernet, data: str | None, bundle, device):
+    """(supernet module, spec, bundle, supernet dir or None) from a directory or a tuple."""
+    if isinstance(supernet, (tuple, list)):
+        sn, spec, b = supernet
+        return sn, spec, b, None
+    from ..data.meta import load_from_meta
+    from ..supernet import load_supernet
+    from ..train.distributed import pick_device
+
+    sn, spec, meta = load_supernet(supernet)
+    sn = sn.to(pick_device(device, int(os.environ.get("LOCAL_RANK", "0"))))
+    if bundle is None:
+        dm = meta["data"] if isinstance(meta.get("data"), Mapping) else meta
+        bundle = load_from_meta(dm, data)
+    return sn, spec, bundle, str(supernet)
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | os.PathLike | None, *,
+               strategy: str = "evolution", budget: int = 300, seed: int = 0, latency_ms: float | None = None,
+               latency_weight: float = 0.0, predictor: str | None = None, calib_images: int = 2000,
+               proxy_images: int | None = None, top_k: int = 10, data: str | None = None,
+               bundle: Any = None, device: str | None = "auto", resume: bool = False, force: bool = False, progress: bool = True,
+               options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
+               ) -> dict[str, Any]:
+    """Search a trained supernet for `board`; rank 0 writes out_dir; returns the search.json content.
+
+    `supernet` is a train-supernet directory (its data record reloads the
+    split unless `bundle` is given; `data` points at a moved copy of the data;
+    the supernet goes to `device`, "auto" = this rank's GPU if any) or a
+    (supernet, spec, bundle) tuple, used as is. Under torchrun every rank runs the same seeded search and the
+    evaluator shards each batch of candidates across ranks.
+    """
+    from ..boards import Board, load_board
+    from ..costmodel import CostModel
+    from ..supernet import SupernetEvaluator
+
+    _check_args(strategy, budget, predictor)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and out.is_dir() and any(out.iterdir()) and not (force or resume):
+        raise UserError(f"output directory {out} is not empty; pass --force to overwrite or --resume to continue")
+    if resume and strategy != "rl":
+        raise UserError("--resume continues an rl search (the controller checkpoint); other strategies restart")
+    b = board if isinstance(board, Board) else load_board(board)
+    sn, spec, bundle, src = _load(supernet, data, bundle, device)
+    ev_kw = {"calib_images": calib_images, "seed": seed, **(evaluator_options or {})}
+    full_eval = SupernetEvaluator(sn, bundle, **ev_kw)
+    proxy = None
+    acc_fn = full_eval
+    if proxy_images and proxy_images < len(bundle.val.y):
+        idx = proxy_indices(bundle.val.y, proxy_images, seed)
+        acc_fn = SupernetEvaluator(sn, bundle, val_indices=idx, **ev_kw)
+        proxy = {"images": int(len(idx)), "val_images": int(len(bundle.val.y))}
+    cm = CostModel(spec, b)
+    state = out / RL_STATE if (out is not None and strategy == "rl") else None
+    if resume and state is not None and not state.exists():
+        raise UserError(f"--resume: {state} does not exist; run without --resume to start")
+    result = search(spec, cm, acc_fn, strategy=strategy, budget=budget, seed=seed, latency_ms=latency_ms,
+                    latency_weight=latency_weight, predictor=predictor, top_k=top_k,
+                    progress=progress and _rank() == 0, state_path=state, resume=resume,
+                    options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})})
+    result.update(supernet=src, calib_images=calib_images, proxy=proxy)
+    if proxy is not None:
+        rerank_finalists(result, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight))
+    if out is not None and _rank() == 0:
+        result["files"] = write_outputs(out, result)
+    return result
