@@ -188,7 +188,7 @@ def test_export_bad_inputs_exit_2_with_one_line(hello: Path, tmp_path: Path) -> 
     _assert_user_error(_cli(str(other), "--target", "none", "--out", out), "expected a .tflite")
     arch = tmp_path / "arch.json"
     arch.write_text("{}")
-    _assert_user_error(_cli(str(arch), "--target", "none", "--out", out), "not available yet")
+    _assert_user_error(_cli(str(arch), "--target", "none", "--out", out), "missing from arch")
     bad_op = _unsupported_op_model(hello, tmp_path / "bad_op.tflite")
     _assert_user_error(_cli(str(bad_op), "--target", "cmake", "--out", out), "REDUCE_PROD")
     _assert_user_error(_cli(str(hello), "--target", "none", "--out", out, "--name", "!!!"), "'!!!'")

@@ -4,14 +4,18 @@ The command has three stages with a seam between each, so new input forms and
 new arena sources slot in without touching the rest:
 
 1. load: `load_model_input` dispatches on the input's suffix to a loader that
-   returns a ModelInput (TFLite bytes + Graph). Today only `from_tflite`; an
-   architecture JSON + PyTorch weights loader will register beside it.
-2. arena: `plan_arena` asks `tinynas.tflm_measure.measure_arena` (or, until that
-   module exists, a private bisection over the TFLM Python runtime) and
-   `tinynas.planner.cmsis_scratch_bytes`, then adds the margin.
+   returns a ModelInput (TFLite bytes + Graph); today `from_tflite`.
+2. arena: `plan_arena` asks `tinynas.tflm_measure.measure_arena` (unless the
+   caller measured already) and `tinynas.planner.cmsis_scratch_bytes`, then adds
+   the margin.
 3. write: `write_project` has cgen make the four C/C++ files and
    firmware.render_target lay out the target project, inside a staged folder that
    replaces --out only when everything succeeded.
+
+An architecture JSON (+ PyTorch weights + data) takes a longer road through
+`tinynas.deploy.export_subnet` (convert to int8, ONNX, verify in TFLM and
+LiteRT) and joins stages 2 and 3 with the TFLite it made; `run_arch` is that
+road's CLI end.
 """
 
 from __future__ import annotations
@@ -59,18 +63,11 @@ def from_tflite(path: Path, args: argparse.Namespace | None = None) -> ModelInpu
     return ModelInput(tflite_bytes=data, graph=graph, source=path.name, default_name=path.stem)
 
 
-def _not_yet_architecture(path: Path, args: argparse.Namespace | None = None) -> ModelInput:
-    raise UserError(
-        f"{path}: exporting from an architecture JSON (+ PyTorch weights) is not available yet; "
-        "pass the .tflite the search or finetune step produced"
-    )
-
-
-# Input suffix -> loader. The architecture-JSON form replaces the placeholder here.
+# Input suffix -> loader of a ready TFLite model. ARCH_SUFFIX inputs go to run_arch instead.
 INPUT_FORMS: dict[str, Callable[[Path, argparse.Namespace | None], ModelInput]] = {
     ".tflite": from_tflite,
-    ".json": _not_yet_architecture,
 }
+ARCH_SUFFIX = ".json"
 
 
 def load_model_input(path: str | os.PathLike, args: argparse.Namespace | None = None) -> ModelInput:
@@ -137,6 +134,10 @@ class FirmwareArena:
                 f"{self.scratch_bytes:,} CMSIS-NN scratch + {self.margin_fraction:.0%} margin, to 16 B")
 
 
+MEASURED_HOW = ("smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
+                "allocates and invokes the model (tinynas.tflm_measure)")
+
+
 def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEASURE_TIMEOUT_S) -> tuple[int, str]:
     """Smallest arena TFLM runs the model in, and a phrase saying how it was found."""
     from ..tflm_measure import measure_arena
@@ -145,9 +146,7 @@ def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEA
     if measured.arena_bytes is None:
         raise UserError(f"the TFLM runtime could not measure the arena ({measured.error or 'no reason given'}); "
                         "pass --arena-bytes N to skip the measurement")
-    return int(measured.arena_bytes), (
-        "smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
-        "allocates and invokes the model (tinynas.tflm_measure)")
+    return int(measured.arena_bytes), MEASURED_HOW
 
 
 def cmsis_scratch(graph: Graph) -> tuple[int, str]:
@@ -158,10 +157,12 @@ def cmsis_scratch(graph: Graph) -> tuple[int, str]:
 
 
 def plan_arena(model: ModelInput, margin_fraction: float = DEFAULT_MARGIN,
-               arena_override: int | None = None) -> FirmwareArena:
+               arena_override: int | None = None,
+               measurement: tuple[int, str] | None = None) -> FirmwareArena:
+    """The firmware arena; `measurement` = (bytes, how) skips a measurement the caller already made."""
     if arena_override is not None:
         return FirmwareArena(round_up(arena_override), None, 0, 0.0, "--arena-bytes", "")
-    measured, how = measure_arena_bytes(model.tflite_bytes, model.graph)
+    measured, how = measurement or measure_arena_bytes(model.tflite_bytes, model.graph)
     scratch, scratch_how = cmsis_scratch(model.graph)
     total = arena_for_firmware(measured, scratch, margin_fraction, MIN_MARGIN_BYTES)
     return FirmwareArena(total, measured, scratch, margin_fraction, how, scratch_how)
@@ -254,14 +255,29 @@ def _target_help(target: str) -> str:
     return f"{target} ({summary})" if summary else target
 
 
+def _count(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return n
+
+
 def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=(
         "Write the model as C arrays with an op resolver and settings header, inside a "
-        "firmware project skeleton for the chosen target."))
-    p.add_argument("model", help="the model to export (.tflite)")
+        "firmware project skeleton for the chosen target. From an architecture JSON + "
+        "PyTorch weights, first convert to int8 TFLite and float ONNX and verify both "
+        "(accuracy, TFLM vs LiteRT, arena), writing model.tflite, model.onnx and export.json."))
+    p.add_argument("model", help="the model to export: a .tflite, or an arch .json (then also "
+                                 "--weights and --data/--data-meta, defaulting to model.pt and "
+                                 "data.json beside it)")
     targets = available_targets()
-    p.add_argument("--target", required=True, choices=targets,
-                   help="project skeleton to generate: " + "; ".join(_target_help(t) for t in targets))
+    p.add_argument("--target", default="cmake", choices=targets,
+                   help="project skeleton to generate (default cmake): "
+                        + "; ".join(_target_help(t) for t in targets))
     p.add_argument("--out", required=True, help="output folder (must be empty unless --force)")
     p.add_argument("--name", help="C identifier stem for symbols and files (default: the model's file name)")
     p.add_argument("--labels", help="class labels: a file with one per line, or a comma-separated list")
@@ -270,12 +286,34 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
                    help=f"fraction added to the measured arena (default {DEFAULT_MARGIN}; "
                         f"at least {MIN_MARGIN_BYTES} B unless 0)")
     p.add_argument("--arena-bytes", type=_positive_int, metavar="N",
-                   help="use N bytes as the arena instead of measuring (rounded up to 16, no margin)")
+                   help="use N bytes as the arena instead of measuring (rounded up to 16, no margin; "
+                        ".tflite input only)")
+    g = p.add_argument_group("architecture JSON input")
+    g.add_argument("--weights", metavar="PT", help="state_dict of build_model(arch) (default: model.pt beside it)")
+    g.add_argument("--data", metavar="D", help="training data (digits, .npz, folder or .zip); with --data-meta "
+                                               "only where that data lives now")
+    g.add_argument("--data-meta", metavar="JSON", help="data record of the training run: same split and "
+                                                       "preprocessing (default: data.json beside the arch)")
+    g.add_argument("--io", choices=["int8", "uint8", "float32"],
+                   help="input/output type (default int8; uint8 and float32 add a QUANTIZE/DEQUANTIZE at each end)")
+    g.add_argument("--rep-samples", type=_count, metavar="N",
+                   help="training samples that calibrate the int8 ranges, 200..500 (default 300)")
+    g.add_argument("--verify-limit", type=_count, metavar="N",
+                   help="verify on N random held-out images (default: all of them)")
+    g.add_argument("--seed", type=int, help="picks the calibration and verification samples (default 0)")
     p.set_defaults(func=run)
     return p
 
 
+ARCH_ONLY = ("weights", "data", "data_meta", "io", "rep_samples", "verify_limit", "seed")
+
+
 def run(args: argparse.Namespace) -> int:
+    if Path(args.model).suffix.lower() == ARCH_SUFFIX:
+        return run_arch(args)
+    given = [f"--{k.replace('_', '-')}" for k in ARCH_ONLY if getattr(args, k, None) is not None]
+    if given:
+        raise UserError(f"{', '.join(given)}: only for an architecture JSON input, not for {args.model}")
     model = load_model_input(args.model, args)
     name = c_identifier(args.name if args.name is not None else model.default_name)
     ops = model_op_types(model)
@@ -293,4 +331,40 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ops    {len(ops)}: {', '.join(ops)}")
     print(f"  arena  {arena.one_line()}")
     print(f"  files  {len(written)}: {', '.join(p.as_posix() for p in written)}")
+    return 0
+
+
+def _beside(arch_path: Path, given: str | None, sibling: str) -> Path | None:
+    """An explicit path, else the finetune folder's sibling file if it exists."""
+    if given is not None:
+        return Path(given)
+    p = arch_path.parent / sibling
+    return p if p.is_file() else None
+
+
+def run_arch(args: argparse.Namespace) -> int:
+    """Export from arch JSON + weights: checks that need no data come first, so they fail fast."""
+    from ..deploy.pipeline import DEFAULT_REP_SAMPLES, export_subnet, format_summary, load_export_data
+    from ..deploy.tflite_export import load_weights, torch_subnet
+    from ..space.arch import load_arch
+
+    if args.arena_bytes is not None:
+        raise UserError("--arena-bytes applies only to a .tflite input; from an arch the arena is measured")
+    arch_path = Path(args.model)
+    arch = load_arch(arch_path)
+    name = c_identifier(args.name if args.name is not None else "model")
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise UserError(f"output directory {out} is not empty; pass --force to replace it")
+    weights = _beside(arch_path, args.weights, "model.pt")
+    if weights is None:
+        raise UserError(f"no weights: pass --weights model.pt (none beside {arch_path})")
+    state_dict = load_weights(weights)
+    torch_subnet(arch, state_dict)  # a mismatch fails before the data loads
+    bundle, record = load_export_data(args.data, _beside(arch_path, args.data_meta, "data.json"))
+    report = export_subnet(arch, state_dict, bundle, out, io=args.io or "int8", target=args.target, name=name,
+                           rep_samples=args.rep_samples or DEFAULT_REP_SAMPLES, force=args.force,
+                           verify_limit=args.verify_limit, labels=parse_labels(args.labels),
+                           arena_margin=args.arena_margin, seed=args.seed or 0, data_record=record)
+    print(format_summary(report, out))
     return 0

@@ -60,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
          f"({pick['fitting']}/{pick['sampled']} sampled subnets fit)")
     model, acc_float = train(arch, data, args.epochs, args.seed)
     _say(f"float top-1 on val: {acc_float:.4f}")
-    tfl = convert(arch, model, data)
+    from ..deploy.tflite_export import convert_subnet
+    from ..deploy.verify import tflm_top1
+
+    tfl = convert_subnet(arch, model, data)
     tfl_path = out / "export" / "model.tflite"
     from ..atomic import write_bytes
 
     write_bytes(tfl_path, tfl)
-    acc_int8 = int8_accuracy(tfl, data)
+    acc_int8 = tflm_top1(tfl, arch, data, limit=1000)
     _say(f"int8 top-1 on val (TFLM): {acc_int8:.4f}")
     prof = profile(tfl_path, board, out / "profile")
     _say(f"profile: arena {prof['arena_bytes_device']:,} B (device), flash {prof['flash_bytes']:,} B, "
@@ -155,34 +158,6 @@ def evaluate(model, data) -> float:
             correct += int((model(x).argmax(1) == y).sum())
             total += len(y)
     return correct / max(total, 1)
-
-
-def convert(arch, model, data) -> bytes:
-    """Keras mirror + full-integer int8 conversion with 200 training samples."""
-    from ..space.keras_model import build_keras, convert_int8, copy_torch_weights
-
-    km = build_keras(arch)
-    copy_torch_weights(km, {k: v.detach().numpy() for k, v in model.state_dict().items()}, arch)
-    rep = data.preprocess(data.train.x[:200])
-    return convert_int8(km, np.transpose(np.asarray(rep), (0, 2, 3, 1)), io="int8")
-
-
-def int8_accuracy(tflite: bytes, data, limit: int = 1000) -> float:
-    """Top-1 of the int8 model in the real TFLM runtime on the validation split."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    it = runtime.Interpreter.from_bytes(tflite, arena_size=4 << 20)
-    d = it.get_input_details(0)
-    scale, zp = float(d["quantization_parameters"]["scales"][0]), int(d["quantization_parameters"]["zero_points"][0])
-    x = np.transpose(np.asarray(data.preprocess(data.val.x[:limit])), (0, 2, 3, 1))
-    y = data.val.y[:limit]
-    correct = 0
-    for i in range(len(y)):
-        q = np.clip(np.round(x[i:i + 1] / scale) + zp, -128, 127).astype(np.int8)
-        it.set_input(q, 0)
-        it.invoke()
-        correct += int(np.argmax(it.get_output(0)) == y[i])
-    return correct / max(len(y), 1)
 
 
 def profile(tfl_path: Path, board, out_dir: Path) -> dict:

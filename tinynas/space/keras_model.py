@@ -23,7 +23,7 @@ from .arch import ConvLayer, LayerPlan, layer_plan
 
 BN_EPS = 1e-5
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")  # Keras order: gamma, beta, mean, var
-_IO_TYPES = ("int8", "float32")
+_IO_TYPES = ("int8", "uint8", "float32")
 
 
 def _tf():
@@ -127,7 +127,7 @@ def _rep_dataset(rep_data: np.ndarray) -> Callable[[], Any]:
 def _check_rep(keras_model: Any, rep_data: Any) -> np.ndarray:
     want = tuple(int(d) for d in keras_model.inputs[0].shape[1:])
     rep = np.asarray(rep_data, dtype=np.float32)
-    if rep.ndim != 4 or tuple(rep.shape[1:]) != want or len(rep) == 0:
+    if rep.ndim != len(want) + 1 or tuple(rep.shape[1:]) != want or len(rep) == 0:
         raise UserError(f"rep_data: shape {list(rep.shape)} is not (N, H, W, C) = "
                         f"(N, {', '.join(map(str, want))}) with N >= 1; pass NHWC float samples")
     return rep
@@ -154,7 +154,8 @@ def convert_int8(keras_model: Any, rep_data: np.ndarray, io: str = "int8") -> by
 
     `rep_data` is (N, H, W, C) float: calibration samples, preprocessed as in
     training. io='int8' also makes input and output int8 (what TFLM wants);
-    io='float32' keeps float I/O (adds QUANTIZE/DEQUANTIZE at the ends).
+    io='uint8' adds a QUANTIZE (uint8 <-> int8) at each end, for uint8 sensor
+    pipelines; io='float32' keeps float I/O (adds QUANTIZE/DEQUANTIZE at the ends).
     Raises RuntimeError if an int8-io result holds an op `graph_builder` does
     not model: the converter changed and the cost model must follow.
     """
@@ -166,9 +167,9 @@ def convert_int8(keras_model: Any, rep_data: np.ndarray, io: str = "int8") -> by
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _rep_dataset(rep)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if io == "int8":
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+    if io != "float32":
+        conv.inference_input_type = getattr(tf, io)
+        conv.inference_output_type = getattr(tf, io)
     with warnings.catch_warnings(), contextlib.redirect_stdout(_io.StringIO()):
         warnings.simplefilter("ignore")  # "statistics for quantized inputs" and friends
         buf = conv.convert()
