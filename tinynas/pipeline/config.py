@@ -20,7 +20,7 @@ from ..errors import UserError
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"board": "stm32f746g-disco", "data": "digits", "out": "runs/latest", "seed": 0,
             "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0},
-    "space": {"samples": 500, "widths": [], "resolutions": []},
+    "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0},
     "train": {"epochs": 8, "batch_size": 64, "lr": 0.05, "paths_per_step": 1},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 256, "proxy_images": 0},
     "finetune": {"epochs": 6, "lr": 0.02, "distill": True},
@@ -30,10 +30,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # What each budget changes relative to DEFAULTS ("small").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {},
-    "medium": {"space": {"samples": 1000}, "train": {"epochs": 40},
+    "medium": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 40},
                "search": {"candidates": 300, "calib_images": 1000},
                "finetune": {"epochs": 15}},
-    "large": {"space": {"samples": 1000}, "train": {"epochs": 150},
+    "large": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 150},
               "search": {"candidates": 1000, "calib_images": 2000, "proxy_images": 2000},
               "finetune": {"epochs": 40}},
 }
@@ -114,7 +114,7 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
     for sec, key, lo in checks:
         if cfg[sec][key] < lo:
             raise UserError(f"{sec}.{key} must be at least {lo}, got {cfg[sec][key]}")
-    for sec, key in (("train", "lr"), ("finetune", "lr")):
+    for sec, key in (("train", "lr"), ("finetune", "lr"), ("space", "max_upscale")):
         if not cfg[sec][key] > 0:
             raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
     if not 0 < cfg["run"]["val_fraction"] < 1:

@@ -33,6 +33,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--target", choices=["cmake", "arduino", "zephyr", "esp-idf", "none"],
                    help="firmware project skeleton (default: cmake)")
     p.add_argument("--val-count", type=int, help="hold out exactly this many images (e.g. 5000 for CIFAR-10)")
+    p.add_argument("--force", action="store_true", help="discard an earlier run in --out and start over")
     p.set_defaults(func=run)
 
 
@@ -41,6 +42,21 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                     "budget": args.budget, "latency_ms": args.latency_ms, "val_count": args.val_count},
             "train": {"epochs": args.epochs}, "search": {"candidates": args.candidates, "strategy": args.strategy},
             "export": {"target": args.target}}
+
+
+def _claim_out(out: Path, force: bool) -> None:
+    """Resume our own earlier run in --out, but never write into someone else's folder."""
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory; choose another --out")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if force:
+        shutil.rmtree(out)
+    elif not (out / "run.toml").is_file():
+        raise UserError(f"--out {out} is not empty and holds no earlier tinynas run (no run.toml); "
+                        "choose another --out, or pass --force to replace it")
 
 
 def _dist() -> tuple[int, int]:
@@ -77,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"[tinynas run] {msg}", file=sys.stderr, flush=True)
 
     if rank == 0:
+        _claim_out(out, args.force)
         write_text(out / "run.toml", to_toml(cfg))
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
         f"config {out / 'run.toml'}")

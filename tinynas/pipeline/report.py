@@ -171,7 +171,7 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) ->
     arch = _read(out / "finetune" / "arch.json")
     files = {
         "tflite": "export/model.tflite", "onnx": "export/model.onnx", "export": "export/export.json",
-        "c_sources": "export", "firmware": "export", "profile": "profile/profile.json",
+        "c_sources": "export/model", "firmware": "export", "profile": "profile/profile.json",
         "report_md": "report.md", "report_html": "report.html", "run_toml": "run.toml",
         "space": "space/space.json", "supernet": "supernet/supernet.pt", "search": "search/search.json",
         "weights": "finetune/model.pt", "arch": "finetune/arch.json",
@@ -218,7 +218,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
             ["this model", f"{prof['arena_bytes_device']:,} B arena", f"{prof['model_bytes']:,} B model"],
             ["total used", f"{prof['sram_bytes']:,} B", f"{prof['flash_bytes']:,} B"]]),
         ("p", f"Core {board.core} at {board.clock_hz / 1e6:g} MHz, kernels `{board.kernels}`. "
-              f"Latency limit: {cfg['run']['latency_ms'] or 'none'} ms."),
+              + ("Latency limit: " + (f"{cfg['run']['latency_ms']} ms." if cfg['run']['latency_ms'] else "none."))),
         ("img", "report_budget.png", "SRAM and flash budget"),
     ]
     if space:
@@ -234,7 +234,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
         blocks += [("h", 2, "Supernet training"),
                    ("p", f"{len(hist)} epochs of single-path one-shot training; last epoch: "
                          + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                     for k, v in last.items()) + "."),
+                                     for k, v in last.items() if isinstance(v, (int, float))) + "."),
                    ("img", "supernet/train_curve.png", "supernet training curves")]
     if search:
         blocks += [("h", 2, "Search"),

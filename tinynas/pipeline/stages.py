@@ -57,7 +57,7 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     base = load_space(None, input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
     sc = ctx.cfg["space"]
     res = optimize_space(base, ctx.board, widths=sc["widths"] or None,
-                         resolutions=[int(r) for r in sc["resolutions"]] or None,
+                         resolutions=_resolutions(sc, (h, w)),
                          samples=sc["samples"], rng=np.random.default_rng(ctx.cfg["run"]["seed"]),
                          progress=ctx.rank == 0)
     write_json(d / "space.json", res.to_json())
@@ -66,6 +66,19 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     ctx.log(f"space: width {spec.width_mult} x resolution {spec.resolution[0]}x{spec.resolution[1]}")
     return {"space_json": str(d / "space.json"), "width_mult": spec.width_mult,
             "resolution": list(spec.resolution)}
+
+
+def _resolutions(sc: dict[str, Any], hw: tuple[int, int]) -> list[tuple[int, int]]:
+    """The grid's resolutions: as configured, else the default grid up to max_upscale x the input.
+
+    Upscaling buys MACs (and accuracy) at the price of training time, so the
+    small budget keeps the input size as the ceiling.
+    """
+    from ..space.optimize import default_resolutions, scaled_hw
+
+    if sc["resolutions"]:
+        return [scaled_hw(hw, int(r)) for r in sc["resolutions"]]
+    return [r for r in default_resolutions(hw) if r[0] <= sc["max_upscale"] * hw[0]]
 
 
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
@@ -100,9 +113,9 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
 
     f = ctx.cfg["finetune"]
     arch = load_arch(ctx.out / "search" / "best_arch.json")
-    res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, epochs=f["epochs"], lr=f["lr"],
+    res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, f["epochs"], lr=f["lr"],
                    distill=f["distill"], seed=ctx.cfg["run"]["seed"], progress=ctx.rank == 0,
-                   data_meta=ctx.meta)
+                   data_meta=ctx.meta, force=True)
     ctx.log(f"finetune: float top-1 {res['accuracy_float']:.4f}")
     return {"accuracy_float": res["accuracy_float"]}
 
@@ -118,7 +131,8 @@ def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
     arch = load_arch(ft / "arch.json")
     sd = torch.load(ft / "model.pt", map_location="cpu", weights_only=True)
     res = export_subnet(arch, sd, ctx.bundle, d, io=e["io"], target=e["target"], name=e["name"],
-                        rep_samples=e["rep_samples"], force=True, progress=ctx.rank == 0)
+                        rep_samples=e["rep_samples"], force=True, progress=ctx.rank == 0,
+                        labels=ctx.bundle.class_names, data_record=ctx.meta, seed=ctx.cfg["run"]["seed"])
     ctx.log(f"export: int8 top-1 {res['accuracy_int8']:.4f} (TFLM), float {res['accuracy_float']:.4f}")
     return {k: res[k] for k in ("accuracy_float", "accuracy_int8") if k in res}
 
