@@ -1,0 +1,83 @@
+"""`tinynas finetune`: inherits the supernet's weights, distils, and writes what export consumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tinynas.cli import main as cli_main
+from tinynas.data import load_dataset
+from tinynas.data.meta import data_meta
+from tinynas.space import load_space, sample_arch, save_arch, smallest_arch
+from tinynas.space.torch_model import build_model
+from tinynas.supernet import Supernet, SupernetEvaluator, save_supernet
+from tinynas.train.finetune import finetune, train_arch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A supernet DIR (random weights, real data record) over 12x12 RGB data of 4 classes."""
+    root = tmp_path_factory.mktemp("ft")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 40)
+    x = np.clip(rng.normal(40 + 50 * y[:, None, None, None], 30, (160, 12, 12, 3)), 0, 255).astype(np.uint8)
+    np.savez(root / "d.npz", x=x, y=y)
+    bundle = load_dataset(root / "d.npz", val_fraction=0.25)
+    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    torch.manual_seed(0)
+    sn = Supernet(spec)
+    save_supernet(root / "sn" / "supernet.pt", sn, data_meta(root / "d.npz", bundle, val_fraction=0.25))
+    arch = sample_arch(spec, np.random.default_rng(1))
+    save_arch(root / "arch.json", arch)
+    return root, bundle, spec, sn, arch
+
+
+def test_finetune_inherits_weights_and_writes_contract(setup, tmp_path):
+    root, bundle, spec, sn, arch = setup
+    r = finetune(arch, root / "sn", bundle, tmp_path / "ft", 1, batch_size=16, steps_per_epoch=3,
+                 progress=False, calib_images=64)
+    ev = SupernetEvaluator(sn, bundle, calib_images=64)
+    assert r["accuracy_inherited"] == pytest.approx(ev.evaluate_arch(arch), abs=1e-9)  # = the search's fitness
+    for f in ("arch.json", "model.pt", "data.json", "finetune.json"):
+        assert (tmp_path / "ft" / f).is_file(), f
+    sd = torch.load(tmp_path / "ft" / "model.pt", weights_only=True)
+    build_model(arch).load_state_dict(sd, strict=True)  # what `tinynas export --weights` consumes
+    fj = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert 0 <= fj["accuracy_float"] <= 1 and len(fj["history"]) == 1 and fj["distill"] is False
+    assert json.loads((tmp_path / "ft" / "data.json").read_text())["data"].endswith("d.npz")
+
+
+def test_finetune_cli_distills_with_data_from_the_supernet(setup, tmp_path, capsys):
+    root = setup[0]
+    rc = cli_main(["finetune", "--arch", str(root / "arch.json"), "--supernet", str(root / "sn"),
+                   "--out", str(tmp_path / "ft"), "--epochs", "1", "--distill", "--batch-size", "16",
+                   "--steps-per-epoch", "2", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    fj = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert fj["distill"] is True and np.isfinite(fj["history"][0]["loss"])
+    rc = cli_main(["finetune", "--arch", str(root / "arch.json"), "--supernet", str(root / "sn"),
+                   "--out", str(tmp_path / "ft"), "--epochs", "1"])
+    assert rc == 2 and "not an empty directory" in capsys.readouterr().err
+
+
+def test_finetune_refuses_an_arch_of_another_space(setup, tmp_path, capsys):
+    root, _, spec, _, _ = setup
+    save_arch(tmp_path / "other.json", smallest_arch(spec.with_config(width_mult=0.5)))
+    rc = cli_main(["finetune", "--arch", str(tmp_path / "other.json"), "--supernet", str(root / "sn"),
+                   "--out", str(tmp_path / "ft"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not match the space" in err and err.count("\n") == 1
+
+
+def test_train_arch_from_scratch_for_baselines(setup, tmp_path):
+    root, bundle, spec, _, _ = setup
+    arch = smallest_arch(spec)
+    r = train_arch(arch, bundle, tmp_path / "base", 1, data_meta={"data": "x", "load": {}}, batch_size=16,
+                   steps_per_epoch=2, progress=False)
+    assert r["accuracy_inherited"] is None and 0 <= r["accuracy_float"] <= 1
+    assert (tmp_path / "base" / "model.pt").is_file()

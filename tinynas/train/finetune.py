@@ -1,0 +1,176 @@
+"""Fine-tune one found subnet, starting from its supernet weights (optionally distilled).
+
+`finetune` slices the arch out of the supernet (`get_subnet`), recalibrates its
+BN statistics (its score now equals the search's fitness), and trains it with
+the supernet's recipe: SGD, cosine schedule, label smoothing, no weight decay on
+BN or biases. With `distill=True` the supernet's largest path at the same
+resolution, BN-recalibrated, is the teacher (Once-for-All's KD: loss = CE +
+kd_ratio * soft cross-entropy to the teacher's probabilities).
+
+`train_arch` is the same loop from any initial weights (random when none are
+given), used for hand-designed baselines trained with the same recipe.
+
+Writes DIR/{arch.json, model.pt (plain state_dict of build_model(arch)),
+data.json, finetune.json} all at once (staged directory).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..atomic import staged_dir, write_json
+from ..errors import UserError
+from ..space.arch import arch_hash, save_arch, validate_arch
+from ..space.torch_model import build_model
+from ..supernet import accuracy, calibration_batches, load_supernet, recalibrate_bn
+from .checkpoint import save_torch
+from .distributed import DistContext, pick_device, rank_and_world
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce
+from .optim import MaskedSGD
+
+
+def check_arch_data(arch: Mapping, bundle) -> None:
+    """The arch's input channels and classes must be the data's (its resolution may differ: resized)."""
+    c = bundle.input_shape[0]
+    if arch["input"][0] != c:
+        raise UserError(f"arch input has {arch['input'][0]} channel(s) but the data has {c}; pass the --data "
+                        "the supernet was trained on")
+    if arch["num_classes"] != bundle.num_classes:
+        raise UserError(f"arch has num_classes={arch['num_classes']} but the data has {bundle.num_classes} classes")
+
+
+class PlainStep:
+    """Forward/backward of one model, with optional soft-target distillation from a frozen teacher."""
+
+    def __init__(self, model: torch.nn.Module, resolution: tuple[int, int], bundle, label_smoothing: float,
+                 teacher: torch.nn.Module | None = None, kd_ratio: float = 1.0) -> None:
+        self.model, self.teacher, self.kd_ratio, self.ls = model, teacher, kd_ratio, label_smoothing
+        self.res, self.native = resolution, tuple(bundle.input_shape[1:])
+        self.resize = bundle.preprocessing["resize"]
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> StepResult:
+        if self.res != self.native:
+            x = F.interpolate(x, size=self.res, **self.resize)
+        logits = self.model(x)
+        loss = smoothed_ce(logits, y, self.ls)
+        if self.teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(self.teacher(x), dim=1)
+            loss = loss + self.kd_ratio * torch.sum(-soft * F.log_softmax(logits, dim=1), dim=1).mean()
+        loss.backward()
+        return StepResult(loss.detach(), (logits.detach().argmax(1) == y).sum(), None)
+
+
+def check_out_dir(out_dir: str | Path, force: bool) -> None:
+    """Refuse a non-empty --out before training, not after it."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UserError(f"output {out} exists and is not an empty directory; pass --force to replace it "
+                        "or choose another --out")
+
+
+def val_batches(bundle, resolution: tuple[int, int], device: torch.device, batch_size: int = 250) -> list:
+    return [(x.contiguous(memory_format=torch.channels_last), y)
+            for x, y in bundle.iter_batches("val", batch_size, resolution=resolution, device=device)]
+
+
+def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_meta: Mapping[str, Any],
+               init_state: Mapping[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
+               kd_ratio: float = 1.0, batch_size: int = 128, lr: float = 0.05, seed: int = 0,
+               momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
+               steps_per_epoch: int | None = None, augment: bool = True, progress: bool = True,
+               force: bool = False, device: str | torch.device | None = None,
+               info: Mapping[str, Any] | None = None) -> dict:
+    """Train build_model(arch) from `init_state` (random init when None); write the finetune DIR."""
+    arch = validate_arch(arch)
+    check_arch_data(arch, bundle)
+    if epochs < 0 or batch_size < 1 or lr <= 0:
+        raise UserError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    check_out_dir(out_dir, force)
+    rank, world = rank_and_world()
+    ctx = DistContext(rank, world, pick_device(device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(arch)
+    if init_state is not None:
+        model.load_state_dict(init_state, strict=True)
+    model.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
+    res = tuple(arch["input"][1:])
+    val = val_batches(bundle, res, ctx.device)
+    acc0 = accuracy(model, val) if init_state is not None else None
+    cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment)
+    opt = MaskedSGD(model.named_parameters(), momentum=momentum, weight_decay=weight_decay)
+    step = PlainStep(model, res, bundle, label_smoothing, teacher, kd_ratio)
+    history: list[dict] = []
+    if epochs:
+        try:
+            Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune").fit(0, history)
+        except NonFiniteLoss as e:
+            raise NonFiniteLoss(f"{e}; nothing was written; lower --lr") from None
+    result = {"arch_hash": arch_hash(arch), "accuracy_float": round(accuracy(model, val), 5),
+              "accuracy_inherited": None if acc0 is None else round(acc0, 5), "history": history,
+              "config": {**cfg.to_dict(), "kd_ratio": kd_ratio if teacher is not None else None},
+              "distill": teacher is not None, "n_val": len(bundle.val),
+              "wall_s": round(sum(h["wall_s"] for h in history), 3), **(info or {})}
+    if ctx.is_main:
+        _write(out_dir, force, arch, model, data_meta, result)
+    return result
+
+
+def _write(out_dir: str | Path, force: bool, arch: Mapping, model: torch.nn.Module, meta: Mapping,
+           result: dict) -> None:
+    with staged_dir(out_dir, force=force) as tmp:
+        save_arch(tmp / "arch.json", arch)
+        save_torch(tmp / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        write_json(tmp / "data.json", dict(meta))
+        write_json(tmp / "finetune.json", result)
+
+
+def _teacher(sn, spec, arch: Mapping, calib: list[torch.Tensor]) -> torch.nn.Module:
+    """The supernet's largest path at the arch's resolution, BN recalibrated, frozen."""
+    t = sn.get_subnet(sn.largest(tuple(arch["input"][1:])))
+    recalibrate_bn(t, calib)
+    t.eval().to(memory_format=torch.channels_last)
+    for p in t.parameters():
+        p.requires_grad_(False)
+    return t
+
+
+def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Path, epochs: int, *,
+             distill: bool = False, kd_ratio: float = 1.0, data_meta: Mapping[str, Any] | None = None,
+             calib_images: int = 2000, device: str | torch.device | None = None, **train_kw: Any) -> dict:
+    """Fine-tune `arch` from supernet DIR's weights; `bundle` None reloads the supernet's data.
+
+    Extra keyword arguments go to `train_arch` (batch_size, lr, seed, steps_per_epoch, progress,
+    force, ...). Returns the finetune.json content.
+    """
+    check_out_dir(out_dir, bool(train_kw.get("force", False)))
+    sn, spec, meta = load_supernet(supernet_dir)
+    if bundle is None:
+        from ..data.meta import load_from_meta
+
+        bundle = load_from_meta(meta)
+    a = validate_arch(arch)
+    try:
+        sn.check_arch(a)
+    except UserError as e:
+        raise UserError(f"the arch is not a subnet of the supernet's space: {e}") from None
+    check_arch_data(a, bundle)
+    dev = pick_device(device)
+    sn.to(dev)
+    t0 = time.perf_counter()
+    calib = calibration_batches(bundle, tuple(a["input"][1:]), calib_images, device=dev)
+    init = sn.get_subnet(a)
+    recalibrate_bn(init, calib)
+    teacher = _teacher(sn, spec, a, calib) if distill else None
+    info = {"supernet": str(Path(supernet_dir).resolve()), "calib_images": calib_images,
+            "prepare_s": round(time.perf_counter() - t0, 3)}
+    return train_arch(a, bundle, out_dir, epochs, data_meta=data_meta or meta, init_state=init.state_dict(),
+                      teacher=teacher, kd_ratio=kd_ratio, device=dev, info=info, **train_kw)

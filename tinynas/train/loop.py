@@ -1,0 +1,185 @@
+"""The one training loop that supernet training and fine-tuning share.
+
+Per epoch: a `DistributedSampler` (also with one process) shuffles the training
+split and gives this rank its equal share; batches come from
+`DatasetBundle.iter_batches` with augmentation. Per step: the caller's
+`step_fn` runs forward and backward (one or more supernet paths, or one plain
+model) and reports what it touched; gradients are averaged over ranks together
+with the loss, a non-finite loss stops the run on every rank at once, and the
+masked SGD applies a cosine-scheduled step.
+
+All randomness is derived from (seed, epoch): the sampler's shuffle, the
+augmentation generator (per rank) and the path generator (the same on every
+rank, so all ranks train the same path each step). Resuming at an epoch
+boundary therefore replays exactly what an uninterrupted run would do.
+
+Batches and 4-D weights are kept channels-last: PyTorch's CPU depthwise
+convolutions (most of an MBConv net's time) run 2-3x faster in that layout.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
+
+from ..errors import UserError
+from .distributed import DistContext, average_buffers, average_gradients
+from .optim import Index, MaskedSGD, cosine_lr
+
+CURVE_POINTS_PER_EPOCH = 20  # loss samples kept per epoch for the training curve
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Recipe settings that a resumed run must share with the run it continues (except epochs)."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    seed: int = 0
+    steps_per_epoch: int | None = None  # cap per epoch, for quick runs and benchmarks
+    augment: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class StepResult(NamedTuple):
+    """What one step's forward/backward produced (grads are left on the parameters)."""
+
+    loss: torch.Tensor  # scalar, detached: the mean loss of the step
+    correct: torch.Tensor  # scalar: correctly classified images (mean over paths)
+    touched: Sequence[Mapping[str, Index]] | None  # per path name -> slice; None = all params
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, np.random.Generator], StepResult]
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN or inf; the run stops and the last checkpoint stays as it was."""
+
+
+def seed_int(*parts: int) -> int:
+    """A 63-bit seed derived from integers, for torch.Generator.manual_seed."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def path_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator that picks paths and resolutions: identical on every rank."""
+    return np.random.default_rng([seed, epoch, 2])
+
+
+def smoothed_ce(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How many images each rank takes per step and how many steps an epoch has."""
+
+    batch_size: int
+    steps: int
+
+    @classmethod
+    def make(cls, n_train: int, cfg: LoopConfig, world: int) -> "EpochPlan":
+        share = n_train // world
+        if share < 2:
+            raise UserError(f"{n_train} training images cannot be shared by {world} processes; add data")
+        bs = min(cfg.batch_size, share)
+        steps = share // bs
+        if cfg.steps_per_epoch is not None:
+            steps = min(steps, cfg.steps_per_epoch)
+        return cls(bs, steps)
+
+
+class Trainer:
+    """Runs epochs of `step_fn` with `opt`, calling `on_epoch_end(history)` after each one."""
+
+    def __init__(self, model: torch.nn.Module, opt: MaskedSGD, bundle, cfg: LoopConfig, ctx: DistContext,
+                 step_fn: StepFn, progress: bool = True, desc: str = "train") -> None:
+        self.model, self.opt, self.bundle, self.cfg, self.ctx = model, opt, bundle, cfg, ctx
+        self.step_fn, self.progress, self.desc = step_fn, progress, desc
+        self.plan = EpochPlan.make(len(bundle.train), cfg, ctx.world_size)
+        self.params = list(opt.params.values())
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.epochs * self.plan.steps
+
+    def _batches(self, epoch: int):
+        sampler = DistributedSampler(range(len(self.bundle.train)), num_replicas=self.ctx.world_size,
+                                     rank=self.ctx.rank, shuffle=True, seed=self.cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(seed_int(self.cfg.seed, epoch, self.ctx.rank, 1))
+        return self.bundle.iter_batches("train", self.plan.batch_size, generator=gen, augment=self.cfg.augment,
+                                        indices=np.fromiter(iter(sampler), np.int64), drop_last=True,
+                                        device=self.ctx.device)
+
+    def _step(self, epoch: int, step: int, x: torch.Tensor, y: torch.Tensor,
+              rng: np.random.Generator) -> tuple[float, float]:
+        res = self.step_fn(x.contiguous(memory_format=torch.channels_last), y, rng)
+        stats = average_gradients(self.params, torch.stack([res.loss.detach().float().cpu(),
+                                                            res.correct.detach().float().cpu()]))
+        loss, correct = float(stats[0]), float(stats[1])
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; stopped without "
+                                "applying that step")
+        self.opt.step(cosine_lr(epoch * self.plan.steps + step, self.total_steps, self.cfg.lr), res.touched)
+        self.opt.zero_grad()
+        return loss, correct
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One epoch; returns its history record (loss, acc, images_per_s, wall_s, curve)."""
+        from tqdm import tqdm
+
+        self.model.train()
+        rng = path_rng(self.cfg.seed, epoch)
+        bar = tqdm(total=self.plan.steps, desc=f"{self.desc} epoch {epoch + 1}/{self.cfg.epochs}",
+                   file=sys.stderr, disable=not (self.progress and self.ctx.is_main), leave=False,
+                   dynamic_ncols=True)
+        every = max(1, self.plan.steps // CURVE_POINTS_PER_EPOCH)
+        loss_sum = correct_sum = 0.0
+        curve, chunk = [], []
+        t0 = time.perf_counter()
+        for step, (x, y) in zip(range(self.plan.steps), self._batches(epoch)):
+            loss, correct = self._step(epoch, step, x, y, rng)
+            loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
+            chunk.append(loss)
+            if len(chunk) == every:
+                curve.append([epoch * self.plan.steps + step + 1, round(sum(chunk) / len(chunk), 5)])
+                chunk = []
+            seen = (step + 1) * self.plan.batch_size
+            bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", acc=f"{correct_sum / seen:.3f}",
+                            img_s=f"{seen * self.ctx.world_size / (time.perf_counter() - t0):.0f}", refresh=False)
+            bar.update(1)
+        bar.close()
+        average_buffers(self.model)
+        wall = time.perf_counter() - t0
+        images = self.plan.steps * self.plan.batch_size
+        rec = {"epoch": epoch + 1, "loss": round(loss_sum / max(self.plan.steps, 1), 5),
+               "acc": round(correct_sum / max(images, 1), 5),
+               "images_per_s": round(images * self.ctx.world_size / max(wall, 1e-9), 1),
+               "wall_s": round(wall, 3), "steps": self.plan.steps, "curve": curve}
+        if self.progress and self.ctx.is_main:
+            tqdm.write(f"{self.desc} epoch {epoch + 1}/{self.cfg.epochs}: loss {rec['loss']:.4f}, "
+                       f"acc {rec['acc']:.4f}, {rec['images_per_s']:.0f} images/s, {wall:.1f} s", file=sys.stderr)
+        return rec
+
+    def fit(self, start_epoch: int, history: list[dict],
+            on_epoch_end: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        for epoch in range(start_epoch, self.cfg.epochs):
+            history.append(self.run_epoch(epoch))
+            if on_epoch_end is not None:
+                on_epoch_end(history)
+        return history

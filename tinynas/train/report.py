@@ -1,0 +1,34 @@
+"""The training-curve PNG: loss over steps and accuracy per epoch, beside train.json."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from ..atomic import write_bytes
+
+
+def plot_curve(history: list[dict], path: str | os.PathLike, title: str = "training") -> None:
+    """Loss samples (left) and per-epoch training accuracy (right); written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.5))
+    pts = [p for h in history for p in h.get("curve", [])]
+    if pts:
+        ax_l.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.2)
+    ax_l.set_xlabel("step")
+    ax_l.set_ylabel("training loss")
+    ax_l.grid(alpha=0.3)
+    ax_a.plot([h["epoch"] for h in history], [h["acc"] for h in history], "o-")
+    ax_a.set_xlabel("epoch")
+    ax_a.set_ylabel("training top-1 (sampled paths)")
+    ax_a.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())

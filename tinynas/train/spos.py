@@ -1,0 +1,213 @@
+"""SPOS supernet training: one uniformly sampled path (or k) per step, over a space.
+
+Single Path One-Shot (Guo et al., 2020): every step draws a resolution from the
+space's grid and a path (depth per stage, kernel and expand ratio per block)
+uniformly at random, and trains only that path's slice of the shared weights.
+With k paths per step the gradients of k paths on the same batch are averaged
+(Once-for-All's "several subnets per batch"). The masked optimizer leaves the
+weights no path touched exactly as they were.
+
+Writes DIR/{supernet.pt, checkpoint.pt, space.json, data.json, train.json,
+train_curve.png} (see tinynas/supernet/io.py and the project contracts); only
+rank 0 writes under torchrun.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..atomic import write_json
+from ..errors import UserError
+from ..space.arch import decode, sample_genomes, smallest_arch
+from ..space.spec import SpaceSpec
+from ..supernet import Supernet, SupernetEvaluator, save_supernet
+from .checkpoint import check_resumable, load_torch, save_torch
+from .distributed import DistContext, barrier, pick_device, rank_and_world
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce
+from .optim import MaskedSGD
+from .report import plot_curve
+
+CHECKPOINT_FORMAT = "tinynas-supernet-checkpoint"
+
+
+def check_data_fits(spec: SpaceSpec, bundle) -> None:
+    """The space's input channels and classes must be the data's; resolution may differ (resized)."""
+    c = bundle.input_shape[0]
+    if spec.input_channels != c:
+        raise UserError(f"space has input_channels={spec.input_channels} but the data has {c} channel(s); "
+                        f"set input_channels to {c} in the space file (or use --space default)")
+    if spec.num_classes != bundle.num_classes:
+        raise UserError(f"space has num_classes={spec.num_classes} but the data has {bundle.num_classes} "
+                        f"classes; set num_classes to {bundle.num_classes} in the space file (or use --space default)")
+
+
+class SposStep:
+    """One SPOS step: a resolution and k paths from the shared generator, forward and backward each."""
+
+    def __init__(self, sn: Supernet, spec: SpaceSpec, bundle, paths_per_step: int, label_smoothing: float):
+        self.sn, self.k, self.ls = sn, paths_per_step, label_smoothing
+        self.native = tuple(bundle.input_shape[1:])
+        self.resize = bundle.preprocessing["resize"]
+        self.grid = [tuple(r) for r in spec.resolution_grid]
+        self.specs = {r: spec.with_config(resolution=r) for r in self.grid}
+
+    def sample(self, rng: np.random.Generator) -> tuple[tuple[int, int], list[dict]]:
+        res = self.grid[int(rng.integers(len(self.grid)))] if len(self.grid) > 1 else self.grid[0]
+        spec = self.specs[res]
+        return res, [decode(spec, g) for g in sample_genomes(spec, self.k, rng)]
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> StepResult:
+        res, archs = self.sample(rng)
+        if res != self.native:
+            x = F.interpolate(x, size=res, **self.resize)
+        loss_sum = x.new_zeros(())
+        correct = x.new_zeros(())
+        for arch in archs:
+            logits = self.sn(x, arch)
+            loss = smoothed_ce(logits, y, self.ls) / self.k
+            loss.backward()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(1) == y).sum() / self.k
+        return StepResult(loss_sum, correct, [self.sn.path_indices(a) for a in archs])
+
+
+def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
+    """Check --out; True when training resumes from its checkpoint.
+
+    --resume on a missing or empty directory starts afresh, so a pipeline can
+    always pass it; on a non-empty directory without a checkpoint it refuses.
+    """
+    empty = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    if resume:
+        if (out / "checkpoint.pt").is_file():
+            return True
+        if not empty:
+            raise UserError(f"--resume: {out / 'checkpoint.pt'} does not exist and {out} is not empty; "
+                            "choose another --out or pass --force to start over")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a directory; choose another --out")
+    if not empty:
+        if not force:
+            raise UserError(f"output directory {out} is not empty; pass --resume to continue it, "
+                            "--force to replace it, or choose another --out")
+        if rank_and_world()[0] == 0:
+            shutil.rmtree(out)
+    barrier()
+    return False
+
+
+def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: bool) -> dict:
+    """Validation top-1 of the largest and smallest paths, BN recalibrated: a supernet health check."""
+    if say:
+        print(f"supernet: scoring the largest and smallest paths on {len(bundle.val)} validation images",
+              file=sys.stderr, flush=True)
+    ev = SupernetEvaluator(sn, bundle, calib_images=calib_images)
+    t0 = time.perf_counter()
+    acc = ev([sn.largest(), smallest_arch(spec)])
+    return {"largest_acc": round(float(acc[0]), 5), "smallest_acc": round(float(acc[1]), 5),
+            "calib_images": calib_images, "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+class _Writer:
+    """Rank 0's per-epoch outputs: checkpoint first, then supernet.pt, train.json and the curve."""
+
+    def __init__(self, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, meta: Mapping, run: dict):
+        self.out, self.sn, self.opt, self.cfg, self.meta, self.run = out, sn, opt, cfg, meta, run
+
+    def __call__(self, history: list[dict]) -> None:
+        if rank_and_world()[0] != 0:
+            return
+        done = history[-1]["epoch"]
+        save_torch(self.out / "checkpoint.pt", {
+            "format": CHECKPOINT_FORMAT, "epoch": done, "model": self.sn.state_dict(),
+            "optimizer": self.opt.state_dict(), "history": history, "config": self.cfg.to_dict(),
+            "run": self.run, "space": self.sn.spec.to_dict(), "data": dict(self.meta)})
+        save_supernet(self.out / "supernet.pt", self.sn, self.meta, epochs=done, epochs_planned=self.cfg.epochs,
+                      config=self.cfg.to_dict())
+        self.write_summary(history)
+
+    def write_summary(self, history: list[dict], final: dict | None = None) -> dict:
+        summary = {"history": history, "epochs": history[-1]["epoch"] if history else 0, "config": self.cfg.to_dict(),
+                   **self.run, "wall_s": round(sum(h["wall_s"] for h in history), 3),
+                   "images_per_s": round(float(np.mean([h["images_per_s"] for h in history])), 1) if history else 0.0}
+        if final is not None:
+            summary["final_eval"] = final
+        write_json(self.out / "train.json", summary)
+        plot_curve(history, self.out / "train_curve.png", title=f"SPOS supernet: {self.sn.spec.name}")
+        return summary
+
+
+def _resume(out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, spec: SpaceSpec, paths_per_step: int,
+            data_meta: Mapping[str, Any]) -> tuple[int, list]:
+    ck = load_torch(out / "checkpoint.pt")
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{out / 'checkpoint.pt'} is not a train-supernet checkpoint")
+    check_resumable({**ck["config"], "paths_per_step": ck["run"]["paths_per_step"]},
+                    {**cfg.to_dict(), "paths_per_step": paths_per_step})
+    for key in ("load", "preprocessing"):
+        if ck["data"].get(key) != dict(data_meta).get(key):
+            raise UserError(f"--resume: the data ({key}) differs from the run in {out}; pass the same --data "
+                            "and split options")
+    if ck["space"] != spec.to_dict():
+        raise UserError(f"--resume: the space differs from the one in {out / 'checkpoint.pt'}; "
+                        f"pass --space {out / 'space.json'}")
+    sn.load_state_dict(ck["model"], strict=True)
+    opt.load_state_dict(ck["optimizer"])
+    return int(ck["epoch"]), list(ck["history"])
+
+
+def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_dir: str | Path, epochs: int,
+                   batch_size: int = 128, lr: float = 0.1, seed: int = 0, resume: bool = False,
+                   progress: bool = True, *, paths_per_step: int = 1, steps_per_epoch: int | None = None,
+                   momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
+                   augment: bool = True, force: bool = False, device: str | torch.device | None = None,
+                   final_eval: bool = True, calib_images: int = 2000) -> dict:
+    """Train a SPOS supernet over `spec` on `bundle`, writing DIR as described in the module doc.
+
+    Works alone or under torchrun (torch.distributed already initialised).
+    Returns the train.json summary. Raises UserError on bad settings and
+    NonFiniteLoss (a UserError) when the loss diverges.
+    """
+    check_data_fits(spec, bundle)
+    if epochs < 1 or batch_size < 1 or lr <= 0 or paths_per_step < 1:
+        raise UserError("--epochs, --batch-size and --paths-per-step must be >= 1 and --lr > 0")
+    out = Path(out_dir)
+    resume = _prepare_out(out, resume, force)
+    rank, world = rank_and_world()
+    ctx = DistContext(rank, world, pick_device(device))
+    cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # identical initial weights on every rank and every run
+        sn = Supernet(spec)
+    sn.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
+    opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay)
+    start, history = _resume(out, sn, opt, cfg, spec, paths_per_step, data_meta) if resume else (0, [])
+    run_info = {"paths_per_step": paths_per_step, "world_size": world, "n_train": len(bundle.train),
+                "n_val": len(bundle.val)}
+    writer = _Writer(out, sn, opt, cfg, data_meta, run_info)
+    if ctx.is_main:
+        write_json(out / "space.json", spec.to_dict())
+        write_json(out / "data.json", dict(data_meta))
+    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing),
+                      progress=progress, desc="supernet")
+    run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
+    try:
+        trainer.fit(start, history, writer)
+    except NonFiniteLoss as e:
+        kept = f"{out / 'checkpoint.pt'} (epoch {history[-1]['epoch']}) is kept" if history else "no epoch finished"
+        raise NonFiniteLoss(f"{e}; {kept}; lower --lr and start over with --force") from None
+    final = None
+    if final_eval and len(bundle.val):
+        final = _final_eval(sn, spec, bundle, calib_images, progress and ctx.is_main)
+    summary = writer.write_summary(history, final) if ctx.is_main else {"history": history, "final_eval": final}
+    barrier()
+    return summary
