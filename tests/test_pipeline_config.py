@@ -56,3 +56,13 @@ def test_markdown_and_html_from_one_block_list(tmp_path):
     assert "# T" in md and "| 1 | 2 |" in md and "![alt](missing.png)" in md
     h = to_html(blocks, tmp_path, "t")
     assert "<code>x</code> &lt;b&gt;" in h and "<td>1</td>" in h and "<pre>tinynas run</pre>" in h
+
+
+def test_one_run_per_out_dir(tmp_path):
+    from tinynas.pipeline.main import _lock
+
+    held = _lock(tmp_path / "run")
+    with pytest.raises(UserError, match="another tinynas run is using"):
+        _lock(tmp_path / "run")
+    held.close()
+    _lock(tmp_path / "run").close()  # free again once the first run ends

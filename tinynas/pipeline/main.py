@@ -44,19 +44,38 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "export": {"target": args.target}}
 
 
-def _claim_out(out: Path, force: bool) -> None:
+def _refuse_foreign(out: Path, force: bool) -> None:
     """Resume our own earlier run in --out, but never write into someone else's folder."""
-    import shutil
-
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose another --out")
-    if not out.is_dir() or not any(out.iterdir()):
+    if force or not out.is_dir() or (out / "run.toml").is_file():
         return
-    if force:
-        shutil.rmtree(out)
-    elif not (out / "run.toml").is_file():
+    if any(p.name != ".lock" for p in out.iterdir()):
         raise UserError(f"--out {out} is not empty and holds no earlier tinynas run (no run.toml); "
                         "choose another --out, or pass --force to replace it")
+
+
+def _clear(out: Path) -> None:
+    """--force: drop an earlier run, but keep the lock file we hold."""
+    import shutil
+
+    for p in out.iterdir():
+        if p.name != ".lock":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _lock(out: Path):
+    """An exclusive lock on DIR, so two runs never interleave their checkpoints and stages."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise UserError(f"another tinynas run is using {out}; wait for it to finish or choose another --out") from None
+    return f
 
 
 def _dist() -> tuple[int, int]:
@@ -92,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"[tinynas run] {msg}", file=sys.stderr, flush=True)
 
+    lock = None
     if rank == 0:
-        _claim_out(out, args.force)
+        _refuse_foreign(out, args.force)
+        lock = _lock(out)
+        if args.force:
+            _clear(out)
         write_text(out / "run.toml", to_toml(cfg))
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
         f"config {out / 'run.toml'}")
@@ -111,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
             f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
         log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")
+    if lock is not None:
+        lock.close()
     if world > 1:
         import torch.distributed as dist
 
