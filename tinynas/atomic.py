@@ -34,6 +34,21 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def write_png(path: str | os.PathLike, fig, dpi: int = 120, **savefig_kw) -> None:
+    """Render a matplotlib figure to PNG, close it, and write it atomically.
+
+    Closing here keeps long runs (search, training) from piling up open figures.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **savefig_kw)
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+
+
 @contextmanager
 def staged_dir(final: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temp directory that replaces `final` only if the block succeeds.

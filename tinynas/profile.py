@@ -167,14 +167,12 @@ def format_report(p: dict[str, Any]) -> str:
 
 def plot_memory(p: dict[str, Any], path: str) -> None:
     """Live activation memory per op against the board's SRAM line, as a PNG."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import write_bytes
+    from .atomic import write_png
 
     idx = [o["index"] for o in p["ops"]]
     live = [o["live_bytes"] / 1024 for o in p["ops"]]
@@ -190,7 +188,4 @@ def plot_memory(p: dict[str, Any], path: str) -> None:
     ax.set_title(f"{p['model'].split('/')[-1]} on {p['board']}")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=120)

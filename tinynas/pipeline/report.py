@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..atomic import write_bytes, write_json, write_text
+from ..atomic import write_json, write_png, write_text
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt) | ("code", text)
 
@@ -33,10 +32,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    _plt().close(fig)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=110)
 
 
 def plot_latency(prof: Mapping[str, Any], path: Path, limit_ms: float | None) -> None:

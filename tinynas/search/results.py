@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..atomic import write_bytes, write_json
+from ..atomic import write_json, write_png
 from ..space.arch import save_arch
 from .budget import Archive
 
@@ -77,14 +77,7 @@ def write_outputs(out_dir: str | os.PathLike, result: Mapping[str, Any]) -> dict
 
 
 def _save(fig, path: Path) -> None:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=120)
 
 
 def pareto_front(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:

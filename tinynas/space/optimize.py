@@ -18,7 +18,6 @@ Non-square inputs keep their aspect ratio: the grid runs over the first side
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -276,7 +275,7 @@ def plot_flops_cdf(result: SpaceResult, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..atomic import write_bytes
+    from ..atomic import write_png
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (row, m) in enumerate(zip(result.table, result.macs_fitting)):
@@ -298,11 +297,4 @@ def plot_flops_cdf(result: SpaceResult, path: str) -> None:
     ax.set_ylabel("fraction of fitting subnets")
     ax.set_title(f"search spaces on {result.board.id}")
     ax.legend(loc="lower right", fontsize=8)
-    write_bytes(path, _png(fig, plt))
-
-
-def _png(fig, plt) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    write_png(path, fig, dpi=120, bbox_inches="tight")

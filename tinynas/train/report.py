@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import os
 
-from ..atomic import write_bytes
+from ..atomic import write_png
 
 
 def plot_curve(history: list[dict], path: str | os.PathLike, title: str = "training") -> None:
@@ -28,7 +27,4 @@ def plot_curve(history: list[dict], path: str | os.PathLike, title: str = "train
     ax_a.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    write_png(path, fig, dpi=110)
