@@ -426,3 +426,17 @@ def test_first_cifar_jpegs_from_shared_zip(tmp_path, shared):
     b = load_dataset(_zip(tmp_path / "small.zip", files), cache_dir=tmp_path / "c", val_fraction=0.2)
     assert b.class_names == ["airplane", "automobile", "bird"] and b.input_shape == (3, 32, 32)
     assert len(b.train) + len(b.val) == len(files) and 0.3 < np.mean(b.preprocessing["mean"]) < 0.7
+
+
+def test_holdout_is_carved_from_train_stratified_and_disjoint():
+    b = load_dataset("digits", holdout_fraction=0.1)
+    plain = load_dataset("digits")
+    assert b.selection_split == "holdout" and plain.selection_split == "val" and plain.holdout is None
+    assert np.array_equal(b.val.indices, plain.val.indices)  # the reported split does not move
+    assert len(b.train) + len(b.holdout) == len(plain.train)
+    assert not set(b.holdout.indices) & (set(b.train.indices) | set(b.val.indices))
+    counts = np.bincount(b.holdout.y, minlength=10)
+    assert counts.max() - counts.min() <= 2
+    assert len(next(b.iter_batches("holdout", 500))[0]) == len(b.holdout)
+    with pytest.raises(UserError, match="holdout_fraction"):
+        load_dataset("digits", holdout_fraction=0.7)

@@ -81,3 +81,37 @@ def test_train_arch_from_scratch_for_baselines(setup, tmp_path):
                    steps_per_epoch=2, progress=False)
     assert r["accuracy_inherited"] is None and 0 <= r["accuracy_float"] <= 1
     assert (tmp_path / "base" / "model.pt").is_file()
+
+
+def test_finetune_keeps_the_best_epoch_by_holdout_and_never_ends_below_its_start(setup, tmp_path):
+    root, _, spec, sn, arch = setup
+    bundle = load_dataset(root / "d.npz", val_fraction=0.25, holdout_fraction=0.2)
+    assert bundle.selection_split == "holdout" and len(bundle.holdout) == 24
+    r = finetune(arch, root / "sn", bundle, tmp_path / "ft", 3, batch_size=16, steps_per_epoch=2, lr=0.5,
+                 progress=False, calib_images=64)
+    sel = r["selection"]
+    assert sel["split"] == "holdout" and len(sel["per_epoch"]) == 4  # epoch 0 = the inherited weights
+    assert sel["best"] == max(sel["per_epoch"]) >= sel["inherited"]
+    assert sel["per_epoch"][sel["best_epoch"]] == sel["best"]
+    model = build_model(arch)
+    model.load_state_dict(torch.load(tmp_path / "ft" / "model.pt", weights_only=True))
+    from tinynas.supernet import accuracy
+    from tinynas.train.finetune import val_batches
+
+    assert accuracy(model, val_batches(bundle, tuple(arch["input"][1:]), torch.device("cpu"),
+                                       split="holdout")) == pytest.approx(sel["best"], abs=1e-5)
+
+
+def test_a_teacher_no_better_than_the_student_is_dropped():
+    from tinynas.train.finetune import _teacher_check
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(len(x), 4)  # always class 0
+
+    y = torch.tensor([0] * 10 + [1] * 30)
+    batches = [(torch.zeros(40, 3, 4, 4), y)]
+    kd = _teacher_check(Constant(), batches, student=0.30, n=40)  # teacher 0.25 < student 0.30
+    assert kd["used"] is False and "not clearly better" in kd["reason"]
+    assert _teacher_check(Constant(), batches, student=0.05, n=40)["used"] is True
+    assert _teacher_check(None, batches, student=0.5, n=40)["used"] is False

@@ -152,9 +152,39 @@ def test_proxy_subset_is_class_balanced_and_finalists_rerank(task):
     r = search(spec, cm, acc, strategy="random", budget=20, top_k=5)
     r["proxy"] = {"images": 95}
     flipped = lambda archs: 1.0 - acc(archs)  # noqa: E731  a full split that disagrees completely
-    rerank_finalists(r, flipped, Problem(spec, cm, acc))
-    assert r["best"]["accuracy"] == max(t["accuracy"] for t in r["top"])
+    pool = rerank_finalists(r, [dict(t) for t in r["top"]], flipped, Problem(spec, cm, acc))
+    assert pool[0]["accuracy"] == max(t["accuracy"] for t in pool)
+    assert all(t["proxy_accuracy"] == pytest.approx(1.0 - t["accuracy"]) for t in pool)
     assert r["proxy"]["kendall_tau_finalists"] == pytest.approx(-1.0)
+
+
+def _cand(h: str, acc: float, lat: float, sram: int = 100, flash: int = 100) -> dict:
+    return {"arch_hash": h, "accuracy": acc, "fitness": acc, "latency_ms": lat, "sram_bytes": sram,
+            "flash_bytes": flash}
+
+
+def test_winner_prefers_the_cheapest_within_noise():
+    from tinynas.search.winner import choose_winner
+
+    pool = [_cand("big", 0.990, 100.0), _cand("mid", 0.985, 40.0), _cand("small", 0.95, 5.0),
+            _cand("mid_lowsram", 0.985, 40.0, sram=50)]
+    # on 162 images one standard error at 0.99 is 0.0078: 'mid' ties with 'big', 'small' does not
+    win, info = choose_winner(pool, 162, "efficient", 1.0)
+    assert win["arch_hash"] == "mid_lowsram" and info["tied"] == 3 and info["most_accurate"] == "big"
+    assert choose_winner(pool, 162, "accuracy")[0]["arch_hash"] == "big"
+    assert choose_winner(pool, 162, "efficient", 0.0)[0]["arch_hash"] == "big"  # z=0: no ties
+    # on 100,000 images nothing ties
+    assert choose_winner(pool, 100_000, "efficient")[0]["arch_hash"] == "big"
+
+
+def test_winner_rejects_bad_options():
+    from tinynas.errors import UserError
+    from tinynas.search.winner import choose_winner
+
+    with pytest.raises(UserError, match="prefer"):
+        choose_winner([_cand("a", 0.5, 1.0)], 10, "smallest")
+    with pytest.raises(UserError, match="tie_z"):
+        choose_winner([_cand("a", 0.5, 1.0)], 10, "efficient", -1.0)
 
 
 def test_real_cost_model_constraints():
@@ -181,7 +211,8 @@ def test_run_search_with_a_real_supernet(tmp_path):
     r = run_search((sn, spec, b), "arduino-nano-33-ble-sense", tmp_path / "s", strategy="random", budget=4,
                    calib_images=32, proxy_images=40, top_k=2, progress=False)
     assert r["budget_used"] == 4 and r["proxy"]["images"] == 40
-    assert {"proxy_accuracy", "accuracy"} <= set(r["top"][0])
+    assert {"proxy_accuracy", "accuracy"} <= set(r["finalists"][0])
+    assert r["best"]["arch_hash"] in r["selection"]["tied_hashes"] and r["selection"]["n_images"] == len(b.val)
     assert (tmp_path / "s" / "search.json").exists() and (tmp_path / "s" / "best_arch.json").exists()
 
 

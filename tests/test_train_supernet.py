@@ -16,6 +16,7 @@ import tinynas.train.spos as spos
 from tinynas.cli import main as cli_main
 from tinynas.data import load_dataset
 from tinynas.data.meta import data_meta, load_from_meta
+from tinynas.errors import UserError
 from tinynas.space import load_space
 from tinynas.supernet import load_supernet
 from tinynas.train.loop import NonFiniteLoss
@@ -177,3 +178,54 @@ def test_masked_sgd_without_masks_is_torch_sgd():
         opt_b.zero_grad()
     for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_sandwich_trains_largest_and_smallest_and_distils(npz, tmp_path):
+    from tinynas.space.arch import largest_arch, smallest_arch
+    from tinynas.supernet import Supernet
+    from tinynas.train.spos import SposStep
+
+    bundle = load_dataset(npz, val_fraction=0.2)
+    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    sn = Supernet(spec)
+    step = SposStep(sn, spec, bundle, 3, 0.1, sampling="sandwich")
+    res, archs = step.sample(np.random.default_rng(0))
+    assert archs[0] == largest_arch(spec) and archs[1] == smallest_arch(spec) and len(archs) == 3
+    x, y = next(bundle.iter_batches("train", 8))
+    r = step(x, y, np.random.default_rng(0))
+    assert len(r.touched) == 3 and torch.isfinite(r.loss)
+    with pytest.raises(UserError, match="paths-per-step >= 2"):
+        SposStep(sn, spec, bundle, 1, 0.1, sampling="sandwich")
+    s = _api_run(npz, tmp_path / "sw", sampling="sandwich", warmup_epochs=0.5)
+    assert s["sampling"] == "sandwich" and s["zero_init"] is True and len(s["history"]) == 2
+
+
+def test_resume_refuses_another_sampling(npz, tmp_path):
+    _api_run(npz, tmp_path / "r")
+    with pytest.raises(UserError, match="sampling"):
+        _api_run(npz, tmp_path / "r", resume=True, sampling="sandwich")
+
+
+def test_zero_init_makes_every_residual_block_start_as_identity():
+    from tinynas.space.arch import largest_arch
+    from tinynas.space.torch_model import MBBlock, build_model, zero_init_residual
+
+    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    m = build_model(largest_arch(spec)).eval()
+    n = zero_init_residual(m)
+    blocks = [b for b in m.modules() if isinstance(b, MBBlock) and b.residual]
+    assert n == len(blocks) > 0
+    x = torch.randn(2, 3, 3, 3)
+    for b in blocks:
+        c = b.project.conv.out_channels
+        x = torch.randn(2, c, 3, 3)
+        torch.testing.assert_close(b(x), x)  # residual branch contributes exactly zero
+
+
+def test_warmup_then_cosine_schedule():
+    from tinynas.train.optim import cosine_lr
+
+    lrs = [cosine_lr(s, 10, 1.0, warmup_steps=4) for s in range(11)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0] and lrs[4] == 1.0 and lrs[10] == pytest.approx(0.0)
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+    assert cosine_lr(0, 10, 1.0) == 1.0  # no warm-up: the old schedule

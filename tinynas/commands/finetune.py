@@ -22,6 +22,8 @@ def add_parser(sub, name: str, help_text: str) -> None:
     add_recipe_args(p, epochs=5, lr=0.05)
     p.add_argument("--distill", action="store_true", help="distill from the supernet's largest path")
     p.add_argument("--kd-ratio", type=float, default=1.0, help="weight of the distillation loss (default: %(default)s)")
+    p.add_argument("--last", action="store_true",
+                   help="keep the last epoch's weights instead of the best by holdout accuracy")
     p.set_defaults(func=run)
 
 
@@ -41,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
         r = finetune(arch, args.supernet, bundle, args.out, args.epochs, distill=args.distill,
                      kd_ratio=args.kd_ratio, device=ctx.device, batch_size=args.batch_size, lr=args.lr,
                      seed=args.seed, steps_per_epoch=args.steps_per_epoch, augment=not args.no_augment,
-                     progress=not args.no_progress, force=args.force)
+                     progress=not args.no_progress, force=args.force, warmup_epochs=args.warmup_epochs,
+                     nesterov=args.nesterov, keep_best=not args.last)
         if ctx.is_main:
             print(f"[finetune] {r['arch_hash']}: val top-1 {r['accuracy_inherited']:.4f} inherited -> "
-                  f"{r['accuracy_float']:.4f} after {args.epochs} epochs ({r['wall_s']:.1f} s) -> {args.out}",
-                  flush=True)
+                  f"{r['accuracy_float']:.4f} after {args.epochs} epochs, kept epoch "
+                  f"{r['selection']['best_epoch']} ({r['wall_s']:.1f} s) -> {args.out}", flush=True)
     finally:
         teardown(ctx)
     return 0

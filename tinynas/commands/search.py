@@ -35,6 +35,11 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--proxy-images", type=int, default=None,
                    help="score candidates on a class-balanced subset of this many validation images; "
                         "the finalists are re-ranked on the full split")
+    p.add_argument("--prefer", choices=["efficient", "accuracy"], default="efficient",
+                   help="efficient: the cheapest finalist (latency, SRAM, flash) within --tie-z standard errors "
+                        "of the best accuracy; accuracy: the most accurate, whatever it costs (default: %(default)s)")
+    p.add_argument("--tie-z", type=float, default=1.0,
+                   help="standard errors of the best accuracy within which finalists tie (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=10, help="finalists kept in search.json (default: %(default)s)")
     p.add_argument("--data", default=None, help="the supernet's data, if it moved since training")
     p.add_argument("--device", default="auto", help="auto (default: GPU if present), cpu, cuda ...")
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                          predictor=args.predictor, calib_images=args.calib_images,
                          proxy_images=args.proxy_images, top_k=args.top_k, data=args.data,
                          device=str(ctx.device), resume=args.resume, force=args.force,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, prefer=args.prefer, tie_z=args.tie_z)
     finally:
         teardown(ctx)
     if ctx.is_main:

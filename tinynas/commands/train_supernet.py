@@ -20,7 +20,13 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--out", required=True, help="output directory (supernet.pt, checkpoint.pt, train.json, ...)")
     add_recipe_args(p, epochs=10, lr=0.1)
     p.add_argument("--paths-per-step", type=int, default=1,
-                   help="paths sampled per step, gradients averaged (default: %(default)s)")
+                   help="paths per step, gradients averaged (default: %(default)s)")
+    p.add_argument("--sampling", choices=["uniform", "sandwich"], default="uniform",
+                   help="sandwich: largest path on the labels, smallest (+ random) paths distilled from it; "
+                        "uniform: SPOS's random paths (default: %(default)s)")
+    p.add_argument("--holdout-fraction", type=float, default=0.1,
+                   help="share of the training split held out for search and checkpoint choice "
+                        "(default: %(default)s)")
     p.add_argument("--width-mult", type=float, default=None, help="override the space's width multiplier")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share (default: %(default)s)")
     p.add_argument("--val-count", type=int, default=None, help="held-out images, instead of --val-fraction")
@@ -37,6 +43,9 @@ def add_recipe_args(p, epochs: int, lr: float) -> None:
     p.add_argument("--lr", type=float, default=lr, help="peak SGD learning rate, cosine-decayed (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="training seed: init, paths, order (default: %(default)s)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (quick runs)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0,
+                   help="linear learning-rate warm-up before the cosine decay (default: %(default)s)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     p.add_argument("--no-augment", action="store_true", help="switch off crop/flip augmentation")
     p.add_argument("--device", default="auto", help="auto (default: GPU if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
@@ -60,7 +69,8 @@ def load_data(args: argparse.Namespace, rank: int):
     from ..data.meta import data_meta
     from ..train.distributed import barrier
 
-    opts = {"val_fraction": args.val_fraction, "seed": args.split_seed}
+    opts = {"val_fraction": args.val_fraction, "seed": args.split_seed,
+            "holdout_fraction": args.holdout_fraction}
     if args.val_count is not None:
         opts["val_count"] = args.val_count
     if rank != 0:
@@ -82,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         s = train_supernet(spec, bundle, meta, args.out, args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, resume=args.resume, progress=not args.no_progress,
                            paths_per_step=args.paths_per_step, steps_per_epoch=args.steps_per_epoch,
-                           augment=not args.no_augment, force=args.force, device=ctx.device)
+                           augment=not args.no_augment, force=args.force, device=ctx.device,
+                           sampling=args.sampling, warmup_epochs=args.warmup_epochs, nesterov=args.nesterov)
         if ctx.is_main:
             last = s["history"][-1] if s["history"] else {}
             fe = s.get("final_eval") or {}

@@ -210,6 +210,16 @@ class DatasetBundle:
     augment: Augment  # the per-source default, used by iter_batches(augment=True)
     source: dict = field(default_factory=dict)  # kind, path, cache and timing details
     _prep: dict = field(default_factory=dict, repr=False)
+    holdout: Split | None = None  # carved from training data: what search and checkpoint choice score on
+
+    @property
+    def selection_split(self) -> str:
+        """The split that choices (search, best checkpoint) are made on: 'holdout', else 'val'.
+
+        Reported accuracy is measured on 'val'; choosing on it too would report
+        a number tuned on the split it is reported on.
+        """
+        return "holdout" if self.holdout is not None and len(self.holdout) else "val"
 
     @property
     def num_classes(self) -> int:
@@ -227,8 +237,10 @@ class DatasetBundle:
         return preprocess(x, self._prep, resolution)
 
     def split(self, name: str) -> Split:
+        if name == "holdout" and self.holdout is not None:
+            return self.holdout
         if name not in ("train", "val"):
-            raise ValueError(f"split must be 'train' or 'val', not {name!r}")
+            raise ValueError(f"split must be 'train', 'val' or (when held out) 'holdout', not {name!r}")
         return self.train if name == "train" else self.val
 
     def as_torch_dataset(self, split: str, resolution: int | Sequence[int] | None = None) -> SplitDataset:
@@ -325,6 +337,7 @@ def load_dataset(
     stratify: bool = False,
     flip: bool | None = None,
     cache: bool = True,
+    holdout_fraction: float = 0.0,
 ) -> DatasetBundle:
     """Load `--data` and split it into fixed train and validation sets.
 
@@ -361,6 +374,11 @@ def load_dataset(
     source; horizontal flip only for 3/4-channel images other than digits
     (flipping changes a digit, and grey data may be a spectrogram). `flip`
     overrides the flip default. cache=False skips the decoded-image cache.
+
+    holdout_fraction > 0 moves that share of the training split (stratified,
+    seeded) into `bundle.holdout`: nothing trains on it, and the search and
+    the fine-tune's checkpoint choice score on it, so that validation accuracy
+    stays an unbiased report.
     """
     spec = str(spec)
     d = _decode_source(spec, image_size, cache_dir, cache)
@@ -372,11 +390,25 @@ def load_dataset(
             f"data {spec!r} has {len(d.y)} samples; holding out {len(val_idx)} for validation leaves "
             f"{len(train_idx)} to train {n_classes} classes; add data or lower val_fraction"
         )
+    train_idx, hold_idx = _hold_out(d.y, train_idx, holdout_fraction, seed)
     _, h, w, c = d.x.shape
     aug = default_augment(d.kind, c, h, w)
     if flip is not None:
         aug = Augment(aug.pad, flip)
     train, val = _take(d.x, d.y, train_idx), _take(d.x, d.y, val_idx)
     prep = make_preprocessing(train.x, d.class_names, _color(d), aug)
-    source = {"kind": d.kind, "spec": spec, "seed": seed, "n_train": len(train), "n_val": len(val), **d.info}
-    return DatasetBundle(train, val, list(d.class_names), (c, h, w), aug, source, prep)
+    source = {"kind": d.kind, "spec": spec, "seed": seed, "n_train": len(train), "n_val": len(val),
+              "n_holdout": len(hold_idx), **d.info}
+    holdout = _take(d.x, d.y, hold_idx) if len(hold_idx) else None
+    return DatasetBundle(train, val, list(d.class_names), (c, h, w), aug, source, prep, holdout)
+
+
+def _hold_out(y: np.ndarray, train_idx: np.ndarray, fraction: float,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, holdout) source positions: a stratified `fraction` of the training split held out."""
+    if fraction == 0:
+        return train_idx, train_idx[:0]
+    if not 0.0 < fraction < 0.5:
+        raise UserError(f"holdout_fraction={fraction} must be in [0, 0.5), e.g. 0.1")
+    keep, hold = split_indices(y[train_idx], fraction, seed, stratify=True)
+    return train_idx[keep], train_idx[hold]

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from ..errors import UserError
 from .dataset import DatasetBundle, load_dataset
 
-LOAD_KEYS = ("val_fraction", "seed", "val_count", "image_size", "stratify", "flip")
+LOAD_KEYS = ("val_fraction", "seed", "val_count", "image_size", "stratify", "flip", "holdout_fraction")
 
 
 def data_meta(spec: str | os.PathLike, bundle: DatasetBundle, **load_kwargs: Any) -> dict[str, Any]:

@@ -19,11 +19,14 @@ from ..errors import UserError
 # Sections and keys with their types; the values here are the "small" budget.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"board": "stm32f746g-disco", "data": "digits", "out": "runs/latest", "seed": 0,
-            "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0},
+            "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0,
+            "holdout_fraction": 0.1},
     "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0},
-    "train": {"epochs": 8, "batch_size": 64, "lr": 0.05, "paths_per_step": 1},
-    "search": {"strategy": "evolution", "candidates": 40, "calib_images": 256, "proxy_images": 0},
-    "finetune": {"epochs": 6, "lr": 0.02, "distill": True},
+    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "paths_per_step": 1, "sampling": "uniform",
+              "warmup_epochs": 1.0, "nesterov": False},
+    "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 0,
+               "prefer": "efficient", "tie_z": 1.0},
+    "finetune": {"epochs": 6, "lr": 0.03, "distill": True, "keep_best": True},
     "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas_model"},
 }
 
@@ -117,6 +120,18 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
     for sec, key in (("train", "lr"), ("finetune", "lr"), ("space", "max_upscale")):
         if not cfg[sec][key] > 0:
             raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
+    if not 0 <= cfg["run"]["holdout_fraction"] < 0.5:
+        raise UserError(f"run.holdout_fraction must be in [0, 0.5), got {cfg['run']['holdout_fraction']}")
+    if cfg["train"]["sampling"] not in ("uniform", "sandwich"):
+        raise UserError(f"train.sampling must be uniform or sandwich, got {cfg['train']['sampling']!r}")
+    if cfg["train"]["sampling"] == "sandwich" and cfg["train"]["paths_per_step"] < 2:
+        raise UserError("train.sampling = \"sandwich\" needs train.paths_per_step >= 2")
+    if cfg["train"]["warmup_epochs"] < 0:
+        raise UserError(f"train.warmup_epochs must be >= 0, got {cfg['train']['warmup_epochs']}")
+    if cfg["search"]["prefer"] not in ("efficient", "accuracy"):
+        raise UserError(f"search.prefer must be efficient or accuracy, got {cfg['search']['prefer']!r}")
+    if cfg["search"]["tie_z"] < 0:
+        raise UserError(f"search.tie_z must be >= 0, got {cfg['search']['tie_z']}")
     if not 0 < cfg["run"]["val_fraction"] < 1:
         raise UserError(f"run.val_fraction must be between 0 and 1, got {cfg['run']['val_fraction']}")
     if cfg["export"]["io"] not in ("int8", "uint8", "float32"):

@@ -120,12 +120,14 @@ def run(args: argparse.Namespace) -> int:
         write_text(out / "run.toml", to_toml(cfg))
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
         f"config {out / 'run.toml'}")
-    load_kw = {"val_fraction": r["val_fraction"], "seed": r["seed"]}
+    load_kw = {"val_fraction": r["val_fraction"], "seed": r["seed"], "holdout_fraction": r["holdout_fraction"]}
     if r["val_count"]:
         load_kw["val_count"] = r["val_count"]
     bundle = load_dataset(r["data"], **load_kw)
     meta = data_meta(r["data"], bundle, **load_kw)
-    log(f"data {r['data']}: {len(bundle.train.y):,} train / {len(bundle.val.y):,} val, input "
+    held = len(bundle.holdout) if bundle.holdout is not None else 0
+    log(f"data {r['data']}: {len(bundle.train.y):,} train / {held:,} held out for selection / "
+        f"{len(bundle.val.y):,} val (reported), input "
         f"{'x'.join(map(str, bundle.input_shape))}, {bundle.num_classes} classes")
     ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log)
     results = run_stages(ctx)

@@ -183,8 +183,22 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) ->
         "arena_bytes_measured_x86": prof.get("arena_bytes_measured"),
         "model_bytes": prof["model_bytes"],
         "accuracy_supernet": results.get("search", {}).get("result", {}).get("accuracy_supernet"),
+        "accuracy_inherited": _read(out / "finetune" / "finetune.json").get("accuracy_inherited"),
         "stage_wall_s": {k: v.get("wall_s") for k, v in results.items()},
     }
+
+
+def _selection_text(search: Mapping[str, Any]) -> str:
+    """How the winner was picked among the finalists (search.json `selection`)."""
+    sel = search.get("selection")
+    if not sel:
+        return ""
+    if sel["prefer"] == "accuracy":
+        return "The most accurate finalist was kept (prefer = accuracy)."
+    return (f"{sel['tied']} finalist(s) scored within {sel['tie_z']:g} standard error "
+            f"({_pct(sel['standard_error'])} on {sel['n_images']:,} {sel.get('split', '')} images) of the best; "
+            "the cheapest of them (latency, then SRAM, then flash) was kept. "
+            "Set search.prefer = \"accuracy\" for the most accurate whatever it costs.")
 
 
 def reproduce_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
@@ -235,15 +249,17 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
     if search:
         blocks += [("h", 2, "Search"),
                    ("p", f"Strategy {search.get('strategy')}, {len(search.get('history', []))} candidates "
-                         f"evaluated with inherited weights after BN recalibration; best "
-                         f"{_pct(search.get('best', {}).get('accuracy', 0))}."),
+                         f"evaluated with inherited weights after BN recalibration; winner "
+                         f"{_pct(search.get('best', {}).get('accuracy', 0))}. {_selection_text(search)}"),
                    ("img", "search/pareto.png", "accuracy against latency, SRAM as colour")]
     if summary.get("arch"):
         blocks += [("h", 2, "Winning architecture"),
                    ("table", ["block", "op", "channels", "stride", "output", "residual"], arch_rows(summary["arch"]))]
     blocks += [("h", 2, "Accuracy"),
                ("table", ["", "top-1"], [
-                   ["supernet, inherited weights (search)", _pct(summary.get("accuracy_supernet") or 0)],
+                   ["supernet, inherited weights (search, on the holdout it chose on)",
+                    _pct(summary.get("accuracy_supernet") or 0)],
+                   ["inherited weights, BN recalibrated (validation)", _pct(summary.get("accuracy_inherited") or 0)],
                    ["fine-tuned float (PyTorch)", _pct(summary["accuracy_float"] or 0)],
                    ["int8 (TFLM)", _pct(summary["accuracy_int8"] or 0)]]),
                ("p", f"TFLM and LiteRT (reference kernels) agree on "

@@ -82,14 +82,17 @@ def _resolutions(sc: dict[str, Any], hw: tuple[int, int]) -> list[tuple[int, int
 
 
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..space.spec import load_space
+    from ..space.spec import load_space, replace_spec
     from ..train import train_supernet
 
-    spec = load_space(ctx.out / "space" / "space.json")
+    # Train at the chosen resolution only: the search scores subnets there, and
+    # sampling the space stage's whole resolution grid spent 2 of 3 steps elsewhere.
+    spec = replace_spec(load_space(ctx.out / "space" / "space.json"), resolutions=[])
     t = ctx.cfg["train"]
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
                              lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
-                             resume=True, progress=ctx.rank == 0)
+                             resume=True, progress=ctx.rank == 0, sampling=t["sampling"],
+                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"])
     return {"supernet_dir": str(d), **_scalars(summary)}
 
 
@@ -100,9 +103,12 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     lat = ctx.cfg["run"]["latency_ms"] or None
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
-                     proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0)
+                     proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
+                     prefer=s["prefer"], tie_z=s["tie_z"])
     best = res["best"]
-    ctx.log(f"search: best {best['accuracy']:.4f} val acc (inherited weights), {best['macs']:,} MACs, "
+    sel = res.get("selection") or {}
+    ctx.log(f"search: winner {best['accuracy']:.4f} {sel.get('split', 'val')} accuracy (inherited weights; "
+            f"cheapest of {sel.get('tied', 1)} within noise of the best), {best['macs']:,} MACs, "
             f"SRAM {best['sram_bytes']:,} B, flash {best['flash_bytes']:,} B, {best['latency_ms']:.1f} ms")
     return {"best_arch": str(d / "best_arch.json"), "accuracy_supernet": best["accuracy"]}
 
@@ -115,9 +121,15 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
     arch = load_arch(ctx.out / "search" / "best_arch.json")
     res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, f["epochs"], lr=f["lr"],
                    distill=f["distill"], seed=ctx.cfg["run"]["seed"], progress=ctx.rank == 0,
-                   data_meta=ctx.meta, force=True)
-    ctx.log(f"finetune: float top-1 {res['accuracy_float']:.4f}")
-    return {"accuracy_float": res["accuracy_float"]}
+                   data_meta=ctx.meta, force=True, keep_best=f["keep_best"],
+                   batch_size=ctx.cfg["train"]["batch_size"],
+                   calib_images=ctx.cfg["search"]["calib_images"])
+    sel = res["selection"]
+    ctx.log(f"finetune: float top-1 {res['accuracy_float']:.4f} (inherited {res['accuracy_inherited']:.4f}); "
+            f"kept epoch {sel['best_epoch']} by {sel['split']} accuracy {sel['best']}"
+            f"{'' if res['distill'] else ' (no distillation: ' + res['teacher']['reason'] + ')'}")
+    return {"accuracy_float": res["accuracy_float"], "accuracy_inherited": res["accuracy_inherited"],
+            "best_epoch": sel["best_epoch"]}
 
 
 def stage_export(ctx: Context, d: Path) -> dict[str, Any]:

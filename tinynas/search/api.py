@@ -26,6 +26,7 @@ from .predictor import Screen
 from .problem import Problem
 from .random_search import run_random
 from .results import summarize, write_outputs
+from .winner import check_prefer, choose_winner, near_best
 from .rl import run_rl
 from .sampling import check_space_fits
 
@@ -141,22 +142,29 @@ def proxy_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.array(out, dtype=np.int64))
 
 
-def rerank_finalists(result: dict[str, Any], full_accuracy: Callable, problem: Problem) -> dict[str, Any]:
-    """Re-evaluate `top` on the full validation split and re-rank; keeps the proxy figures."""
+def finalists(result: Mapping[str, Any], n: int, z: float) -> list[dict[str, Any]]:
+    """The top candidates plus the Pareto-front ones that may tie with the best (3z standard errors on n)."""
+    pool = {t["arch_hash"]: dict(t) for t in result["top"]}
+    for t in near_best(result.get("front", []), n, 3 * z):
+        pool.setdefault(t["arch_hash"], dict(t))
+    return sorted(pool.values(), key=lambda t: -t["fitness"])
+
+
+def rerank_finalists(result: dict[str, Any], pool: list[dict[str, Any]], full_accuracy: Callable,
+                     problem: Problem) -> list[dict[str, Any]]:
+    """Re-evaluate `pool` on the full selection split and re-rank; keeps the proxy figures."""
     from .predictor import kendall_tau
 
-    top = result["top"]
-    if not top:
-        return result
-    full = np.asarray(full_accuracy([t["arch"] for t in top]), dtype=np.float64)
-    fit = problem.fitness(full, np.array([t["latency_ms"] for t in top]))
-    result["proxy"]["kendall_tau_finalists"] = kendall_tau([t["fitness"] for t in top], fit)
-    for t, a, f in zip(top, full, fit):
+    if not pool:
+        return pool
+    full = np.asarray(full_accuracy([t["arch"] for t in pool]), dtype=np.float64)
+    fit = problem.fitness(full, np.array([t["latency_ms"] for t in pool]))
+    result["proxy"]["kendall_tau_finalists"] = kendall_tau([t["fitness"] for t in pool], fit)
+    for t, a, f in zip(pool, full, fit):
         t["proxy_accuracy"], t["proxy_fitness"] = t["accuracy"], t["fitness"]
         t["accuracy"], t["fitness"] = float(a), float(f)
-    top.sort(key=lambda t: -t["fitness"])
-    result["best"] = top[0]
-    return result
+    pool.sort(key=lambda t: -t["fitness"])
+    return pool
 
 
 def _load(supernet, data: str | None, bundle, device):
@@ -184,17 +192,19 @@ def _rank() -> int:
 
 def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | os.PathLike | None, *,
                strategy: str = "evolution", budget: int = 300, seed: int = 0, latency_ms: float | None = None,
-               latency_weight: float = 0.0, predictor: str | None = None, calib_images: int = 2000,
+               latency_weight: float = 0.0, predictor: str | None = None, calib_images: int = 500,
                proxy_images: int | None = None, top_k: int = 10, data: str | None = None,
                bundle: Any = None, device: str | None = "auto", resume: bool = False, force: bool = False, progress: bool = True,
                options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
-               ) -> dict[str, Any]:
+               prefer: str = "efficient", tie_z: float = 1.0) -> dict[str, Any]:
     """Search a trained supernet for `board`; rank 0 writes out_dir; returns the search.json content.
 
     `supernet` is a train-supernet directory (its data record reloads the
     split unless `bundle` is given; `data` points at a moved copy of the data;
     the supernet goes to `device`, "auto" = this rank's GPU if any) or a
-    (supernet, spec, bundle) tuple, used as is. Under torchrun every rank runs the same seeded search and the
+    (supernet, spec, bundle) tuple, used as is. The winner (`best`) is chosen
+    by `tinynas.search.winner.choose_winner` (prefer, tie_z) among the
+    finalists scored on the whole selection split. Under torchrun every rank runs the same seeded search and the
     evaluator shards each batch of candidates across ranks.
     """
     from ..boards import Board, load_board
@@ -202,6 +212,7 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     from ..supernet import SupernetEvaluator
 
     _check_args(strategy, budget, predictor)
+    check_prefer(prefer, tie_z)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.is_dir() and any(out.iterdir()) and not (force or resume):
         raise UserError(f"output directory {out} is not empty; pass --force to overwrite or --resume to continue")
@@ -213,10 +224,11 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     full_eval = SupernetEvaluator(sn, bundle, **ev_kw)
     proxy = None
     acc_fn = full_eval
-    if proxy_images and proxy_images < len(bundle.val.y):
-        idx = proxy_indices(bundle.val.y, proxy_images, seed)
+    sel = bundle.split(bundle.selection_split).y
+    if proxy_images and proxy_images < len(sel):
+        idx = proxy_indices(sel, proxy_images, seed)
         acc_fn = SupernetEvaluator(sn, bundle, val_indices=idx, **ev_kw)
-        proxy = {"images": int(len(idx)), "val_images": int(len(bundle.val.y))}
+        proxy = {"images": int(len(idx)), "val_images": int(len(sel))}
     cm = CostModel(spec, b)
     state = out / RL_STATE if (out is not None and strategy == "rl") else None
     if resume and state is not None and not state.exists():
@@ -226,8 +238,13 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
                     progress=progress and _rank() == 0, state_path=state, resume=resume,
                     options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})})
     result.update(supernet=src, calib_images=calib_images, proxy=proxy)
+    pool = finalists(result, proxy["images"] if proxy else len(sel), tie_z) if result["best"] else []
     if proxy is not None:
-        rerank_finalists(result, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight))
+        rerank_finalists(result, pool, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight))
+    if pool:
+        result["best"], result["selection"] = choose_winner(pool, len(sel), prefer, tie_z)
+        result["selection"]["split"] = bundle.selection_split
+        result["finalists"] = pool
     if out is not None and _rank() == 0:
         result["files"] = write_outputs(out, result)
     return result

@@ -41,10 +41,20 @@ def summarize(archive: Archive, *, seed: int, top_k: int, info: Mapping[str, Any
         "latency_ms": p.latency_ms, "latency_weight": p.latency_weight,
         "best": entry(archive, ranked[0]) if ranked else None,
         "top": [entry(archive, r) for r in ranked[:top_k]],
+        "front": [entry(archive, archive.history[i]) for i in _front(archive.history)],
         "counts": dict(c), "constraint_hit_fraction": c["infeasible"] / c["proposed"] if c["proposed"] else 0.0,
         "space": p.spec.to_dict(), "info": dict(info), "wall_s": round(wall_s, 3),
         "history": archive.history,
     }
+
+
+def _front(history: list[dict[str, Any]]) -> list[int]:
+    """History positions on the latency-accuracy Pareto front, fastest first."""
+    if not history:
+        return []
+    lat = np.array([r["latency_ms"] for r in history])
+    acc = np.array([r["accuracy"] for r in history])
+    return [int(i) for i in pareto_front(lat, acc)]
 
 
 def clean_json(obj: Any) -> Any:

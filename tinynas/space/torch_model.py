@@ -101,6 +101,23 @@ class MBConvNet(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
+def zero_init_residual(model: MBConvNet) -> int:
+    """Zero the last BN scale of every residual block, so each block starts as the identity.
+
+    Called before training from random weights (standalone and supernet). A
+    deep residual net then starts as a shallow one, and in a supernet the
+    output scale no longer depends on which depth a step samples; without it
+    SPOS loss climbs above chance in the first epoch (see bench_recipe.py).
+    Returns how many blocks were zeroed.
+    """
+    n = 0
+    for m in model.modules():
+        if isinstance(m, MBBlock) and m.residual:
+            nn.init.zeros_(m.project.bn.weight)
+            n += 1
+    return n
+
+
 def build_model(arch: Mapping) -> MBConvNet:
     """A plain nn.Module for an arch; its input is NCHW of arch["input"]."""
     return MBConvNet(arch)

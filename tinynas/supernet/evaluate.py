@@ -2,7 +2,8 @@
 
 Each candidate is sliced out of the supernet (`get_subnet`), its BN statistics
 are recalibrated exactly on a fixed set of training images, and its top-1 is
-measured on the validation split (or on a fixed proxy subset of it). The
+measured on the data's selection split (the holdout carved from training data
+when there is one, else validation), or on a fixed proxy subset of it. The
 calibration and validation batches are preprocessed once per resolution and
 reused, so a candidate costs two forward passes over cached tensors (kept
 channels-last, the fast layout for depthwise convolutions on CPU).
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bn_calib import DEFAULT_CALIB_IMAGES, calibration_batches, recalibrate_bn
+from .bn_calib import DEFAULT_CALIB_IMAGES, calibration_batches, one_batch, recalibrate_bn
 from .supernet import Supernet
 
 CL = torch.channels_last  # 2-5x faster depthwise convolutions on CPU
@@ -44,9 +45,10 @@ class SupernetEvaluator:
 
     def __init__(self, supernet: Supernet, bundle, calib_images: int = DEFAULT_CALIB_IMAGES,
                  batch_size: int = 250, val_indices: Sequence[int] | np.ndarray | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, split: str | None = None) -> None:
         self.supernet = supernet
         self.bundle = bundle
+        self.split = split or bundle.selection_split  # a search scores on the holdout when there is one
         self.calib_images = int(calib_images)
         self.batch_size = int(batch_size)
         self.val_indices = None if val_indices is None else np.asarray(val_indices, dtype=np.int64)
@@ -62,9 +64,9 @@ class SupernetEvaluator:
         if resolution not in self._val:
             calib = calibration_batches(self.bundle, resolution, self.calib_images, self.batch_size, self.seed,
                                         self.device)
-            self._calib[resolution] = [x.contiguous(memory_format=CL) for x in calib]
+            self._calib[resolution] = [one_batch(x.contiguous(memory_format=CL) for x in calib)]
             self._val[resolution] = [(x.contiguous(memory_format=CL), y) for x, y in self.bundle.iter_batches(
-                "val", self.batch_size, indices=self.val_indices, resolution=resolution, device=self.device)]
+                self.split, self.batch_size, indices=self.val_indices, resolution=resolution, device=self.device)]
         return self._calib[resolution], self._val[resolution]
 
     def evaluate_arch(self, arch: Mapping) -> float:

@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from ..atomic import staged_dir, write_json
 from ..errors import UserError
 from ..space.arch import arch_hash, save_arch, validate_arch
-from ..space.torch_model import build_model
-from ..supernet import accuracy, calibration_batches, load_supernet, recalibrate_bn
+from ..space.torch_model import build_model, zero_init_residual
+from ..stats import clearly_better
+from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from .checkpoint import save_torch
 from .distributed import DistContext, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce
@@ -75,9 +76,41 @@ def check_out_dir(out_dir: str | Path, force: bool) -> None:
                         "or choose another --out")
 
 
-def val_batches(bundle, resolution: tuple[int, int], device: torch.device, batch_size: int = 250) -> list:
+def val_batches(bundle, resolution: tuple[int, int], device: torch.device, batch_size: int = 250,
+                split: str = "val") -> list:
     return [(x.contiguous(memory_format=torch.channels_last), y)
-            for x, y in bundle.iter_batches("val", batch_size, resolution=resolution, device=device)]
+            for x, y in bundle.iter_batches(split, batch_size, resolution=resolution, device=device)]
+
+
+class BestKeeper:
+    """After every epoch, score on the selection split and keep a copy of the best weights.
+
+    The fine-tune hands back the best of its epochs (epoch 0 = the starting
+    weights when they were inherited), so it can never end below where it
+    started on the data it chooses on.
+    """
+
+    def __init__(self, model: torch.nn.Module, batches: list, start_score: float | None) -> None:
+        self.model, self.batches = model, batches
+        self.scores: list[float] = []
+        self.best_epoch, self.best_score, self.best_state = 0, -1.0, None
+        if start_score is not None:
+            self._offer(0, start_score)
+
+    def _offer(self, epoch: int, score: float) -> None:
+        self.scores.append(round(score, 5))
+        if score > self.best_score:
+            self.best_epoch, self.best_score = epoch, score
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def __call__(self, history: list[dict]) -> None:
+        score = accuracy(self.model, self.batches)
+        history[-1]["selection_acc"] = round(score, 5)
+        self._offer(history[-1]["epoch"], score)
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
 
 
 def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_meta: Mapping[str, Any],
@@ -86,8 +119,16 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
                momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
                steps_per_epoch: int | None = None, augment: bool = True, progress: bool = True,
                force: bool = False, device: str | torch.device | None = None,
-               info: Mapping[str, Any] | None = None) -> dict:
-    """Train build_model(arch) from `init_state` (random init when None); write the finetune DIR."""
+               info: Mapping[str, Any] | None = None, warmup_epochs: float = 0.0, nesterov: bool = False,
+               keep_best: bool = True) -> dict:
+    """Train build_model(arch) from `init_state` (random init when None); write the finetune DIR.
+
+    With keep_best the weights of the epoch that scores best on the selection
+    split (the holdout, else validation) are kept; `accuracy_float` is always
+    measured on validation. A teacher that is not clearly better than the
+    starting weights on the selection split is dropped (distillation from a
+    worse model can only pull the student down).
+    """
     arch = validate_arch(arch)
     check_arch_data(arch, bundle)
     if epochs < 0 or batch_size < 1 or lr <= 0:
@@ -100,28 +141,56 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
         model = build_model(arch)
     if init_state is not None:
         model.load_state_dict(init_state, strict=True)
+    else:
+        zero_init_residual(model)
     model.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
     res = tuple(arch["input"][1:])
     val = val_batches(bundle, res, ctx.device)
+    sel_split = bundle.selection_split
+    sel = val if sel_split == "val" else val_batches(bundle, res, ctx.device, split=sel_split)
     acc0 = accuracy(model, val) if init_state is not None else None
+    sel0 = accuracy(model, sel) if init_state is not None else None
+    kd = _teacher_check(teacher, sel, sel0, len(bundle.split(sel_split)))
+    if not kd["used"]:
+        teacher = None
     cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment)
-    opt = MaskedSGD(model.named_parameters(), momentum=momentum, weight_decay=weight_decay)
+                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment,
+                     warmup_epochs=warmup_epochs, nesterov=nesterov)
+    opt = MaskedSGD(model.named_parameters(), momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     step = PlainStep(model, res, bundle, label_smoothing, teacher, kd_ratio)
+    keeper = BestKeeper(model, sel, sel0) if keep_best else None
     history: list[dict] = []
     if epochs:
         try:
-            Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune").fit(0, history)
+            Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune").fit(0, history, keeper)
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e}; nothing was written; lower --lr") from None
+    if keeper is not None:
+        keeper.restore()
     result = {"arch_hash": arch_hash(arch), "accuracy_float": round(accuracy(model, val), 5),
               "accuracy_inherited": None if acc0 is None else round(acc0, 5), "history": history,
+              "selection": {"split": sel_split, "n": len(bundle.split(sel_split)),
+                            "inherited": None if sel0 is None else round(sel0, 5),
+                            "per_epoch": keeper.scores if keeper else None,
+                            "best_epoch": keeper.best_epoch if keeper else epochs,
+                            "best": round(keeper.best_score, 5) if keeper else None},
               "config": {**cfg.to_dict(), "kd_ratio": kd_ratio if teacher is not None else None},
-              "distill": teacher is not None, "n_val": len(bundle.val),
+              "distill": teacher is not None, "teacher": kd, "n_val": len(bundle.val),
               "wall_s": round(sum(h["wall_s"] for h in history), 3), **(info or {})}
     if ctx.is_main:
         _write(out_dir, force, arch, model, data_meta, result)
     return result
+
+
+def _teacher_check(teacher: torch.nn.Module | None, sel: list, student: float | None, n: int) -> dict:
+    """Use the teacher only where it is clearly (one standard error) better than the starting student."""
+    if teacher is None:
+        return {"used": False, "reason": "no teacher"}
+    t = accuracy(teacher, sel)
+    if student is not None and not clearly_better(t, student, n):
+        return {"used": False, "teacher_acc": round(t, 5), "student_acc": round(student, 5),
+                "reason": "the teacher is not clearly better than the student on the selection split"}
+    return {"used": True, "teacher_acc": round(t, 5), "student_acc": None if student is None else round(student, 5)}
 
 
 def _write(out_dir: str | Path, force: bool, arch: Mapping, model: torch.nn.Module, meta: Mapping,
@@ -145,7 +214,7 @@ def _teacher(sn, spec, arch: Mapping, calib: list[torch.Tensor]) -> torch.nn.Mod
 
 def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Path, epochs: int, *,
              distill: bool = False, kd_ratio: float = 1.0, data_meta: Mapping[str, Any] | None = None,
-             calib_images: int = 2000, device: str | torch.device | None = None, **train_kw: Any) -> dict:
+             calib_images: int = DEFAULT_CALIB_IMAGES, device: str | torch.device | None = None, **train_kw: Any) -> dict:
     """Fine-tune `arch` from supernet DIR's weights; `bundle` None reloads the supernet's data.
 
     Extra keyword arguments go to `train_arch` (batch_size, lr, seed, steps_per_epoch, progress,

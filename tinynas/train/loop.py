@@ -50,6 +50,8 @@ class LoopConfig:
     seed: int = 0
     steps_per_epoch: int | None = None  # cap per epoch, for quick runs and benchmarks
     augment: bool = True
+    warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
+    nesterov: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +84,11 @@ def path_rng(seed: int, epoch: int) -> np.random.Generator:
 
 def smoothed_ce(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
+def soft_ce(logits: torch.Tensor, soft_targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy to a teacher's probabilities (knowledge distillation at temperature 1)."""
+    return torch.sum(-soft_targets * F.log_softmax(logits, dim=1), dim=1).mean()
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,13 @@ class Trainer:
     def total_steps(self) -> int:
         return self.cfg.epochs * self.plan.steps
 
+    @property
+    def warmup_steps(self) -> int:
+        return min(int(round(self.cfg.warmup_epochs * self.plan.steps)), self.total_steps // 2)
+
+    def lr_at(self, global_step: int) -> float:
+        return cosine_lr(global_step, self.total_steps, self.cfg.lr, self.warmup_steps)
+
     def _batches(self, epoch: int):
         sampler = DistributedSampler(range(len(self.bundle.train)), num_replicas=self.ctx.world_size,
                                      rank=self.ctx.rank, shuffle=True, seed=self.cfg.seed, drop_last=True)
@@ -135,7 +149,7 @@ class Trainer:
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; stopped without "
                                 "applying that step")
-        self.opt.step(cosine_lr(epoch * self.plan.steps + step, self.total_steps, self.cfg.lr), res.touched)
+        self.opt.step(self.lr_at(epoch * self.plan.steps + step), res.touched)
         self.opt.zero_grad()
         return loss, correct
 

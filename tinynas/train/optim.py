@@ -22,9 +22,16 @@ import torch
 Index = tuple[slice, ...]
 
 
-def cosine_lr(step: int, total_steps: int, base_lr: float) -> float:
-    """Cosine decay from base_lr at step 0 to 0 at total_steps."""
-    t = min(max(step, 0), max(total_steps, 1)) / max(total_steps, 1)
+def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine decay to 0 at total_steps.
+
+    Warm-up keeps the first steps of a freshly initialised net (and of a supernet
+    whose path changes every step) from overshooting; the decay ends at zero.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    t = min(max(step - warmup_steps, 0), span) / span
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 

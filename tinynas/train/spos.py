@@ -26,12 +26,13 @@ import torch.nn.functional as F
 
 from ..atomic import write_json
 from ..errors import UserError
-from ..space.arch import decode, sample_genomes, smallest_arch
+from ..space.arch import decode, largest_arch, sample_genomes, smallest_arch
 from ..space.spec import SpaceSpec
+from ..space.torch_model import zero_init_residual
 from ..supernet import Supernet, SupernetEvaluator, save_supernet
 from .checkpoint import check_resumable, load_torch, save_torch
 from .distributed import DistContext, barrier, pick_device, rank_and_world
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 from .report import plot_curve
 
@@ -49,11 +50,26 @@ def check_data_fits(spec: SpaceSpec, bundle) -> None:
                         f"classes; set num_classes to {bundle.num_classes} in the space file (or use --space default)")
 
 
-class SposStep:
-    """One SPOS step: a resolution and k paths from the shared generator, forward and backward each."""
+SAMPLINGS = ("uniform", "sandwich")
 
-    def __init__(self, sn: Supernet, spec: SpaceSpec, bundle, paths_per_step: int, label_smoothing: float):
-        self.sn, self.k, self.ls = sn, paths_per_step, label_smoothing
+
+class SposStep:
+    """One supernet step: a resolution and k paths from the shared generator, forward and backward each.
+
+    sampling="uniform" is SPOS: k uniformly random paths, each trained on the
+    labels. sampling="sandwich" is BigNAS / Once-for-All's sandwich rule: the
+    largest path learns from the labels, then the smallest and k-2 random paths
+    learn from the largest path's (detached) soft predictions (in-place
+    distillation), so the small paths chase a target that improves every step.
+    """
+
+    def __init__(self, sn: Supernet, spec: SpaceSpec, bundle, paths_per_step: int, label_smoothing: float,
+                 sampling: str = "uniform") -> None:
+        if sampling not in SAMPLINGS:
+            raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+        if sampling == "sandwich" and paths_per_step < 2:
+            raise UserError("sampling 'sandwich' needs --paths-per-step >= 2 (largest + smallest, then random)")
+        self.sn, self.k, self.ls, self.sampling = sn, paths_per_step, label_smoothing, sampling
         self.native = tuple(bundle.input_shape[1:])
         self.resize = bundle.preprocessing["resize"]
         self.grid = [tuple(r) for r in spec.resolution_grid]
@@ -62,6 +78,9 @@ class SposStep:
     def sample(self, rng: np.random.Generator) -> tuple[tuple[int, int], list[dict]]:
         res = self.grid[int(rng.integers(len(self.grid)))] if len(self.grid) > 1 else self.grid[0]
         spec = self.specs[res]
+        if self.sampling == "sandwich":
+            rand = [decode(spec, g) for g in sample_genomes(spec, self.k - 2, rng)] if self.k > 2 else []
+            return res, [largest_arch(spec), smallest_arch(spec), *rand]
         return res, [decode(spec, g) for g in sample_genomes(spec, self.k, rng)]
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> StepResult:
@@ -70,11 +89,17 @@ class SposStep:
             x = F.interpolate(x, size=res, **self.resize)
         loss_sum = x.new_zeros(())
         correct = x.new_zeros(())
-        for arch in archs:
+        soft = None
+        for i, arch in enumerate(archs):
             logits = self.sn(x, arch)
-            loss = smoothed_ce(logits, y, self.ls) / self.k
-            loss.backward()
-            loss_sum += loss.detach()
+            if soft is None:
+                loss = smoothed_ce(logits, y, self.ls)
+                if self.sampling == "sandwich":
+                    soft = F.softmax(logits.detach(), dim=1)
+            else:
+                loss = soft_ce(logits, soft)
+            (loss / self.k).backward()
+            loss_sum += loss.detach() / self.k
             correct += (logits.detach().argmax(1) == y).sum() / self.k
         return StepResult(loss_sum, correct, [self.sn.path_indices(a) for a in archs])
 
@@ -109,7 +134,7 @@ def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: b
     if say:
         print(f"supernet: scoring the largest and smallest paths on {len(bundle.val)} validation images",
               file=sys.stderr, flush=True)
-    ev = SupernetEvaluator(sn, bundle, calib_images=calib_images)
+    ev = SupernetEvaluator(sn, bundle, calib_images=calib_images, split="val")
     t0 = time.perf_counter()
     acc = ev([sn.largest(), smallest_arch(spec)])
     return {"largest_acc": round(float(acc[0]), 5), "smallest_acc": round(float(acc[1]), 5),
@@ -145,13 +170,12 @@ class _Writer:
         return summary
 
 
-def _resume(out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, spec: SpaceSpec, paths_per_step: int,
+def _resume(out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, spec: SpaceSpec, run_keys: Mapping[str, Any],
             data_meta: Mapping[str, Any]) -> tuple[int, list]:
     ck = load_torch(out / "checkpoint.pt")
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{out / 'checkpoint.pt'} is not a train-supernet checkpoint")
-    check_resumable({**ck["config"], "paths_per_step": ck["run"]["paths_per_step"]},
-                    {**cfg.to_dict(), "paths_per_step": paths_per_step})
+    check_resumable({**ck["config"], **{k: ck["run"].get(k) for k in run_keys}}, {**cfg.to_dict(), **run_keys})
     for key in ("load", "preprocessing"):
         if ck["data"].get(key) != dict(data_meta).get(key):
             raise UserError(f"--resume: the data ({key}) differs from the run in {out}; pass the same --data "
@@ -169,7 +193,8 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
                    progress: bool = True, *, paths_per_step: int = 1, steps_per_epoch: int | None = None,
                    momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
                    augment: bool = True, force: bool = False, device: str | torch.device | None = None,
-                   final_eval: bool = True, calib_images: int = 2000) -> dict:
+                   final_eval: bool = True, calib_images: int = 500, warmup_epochs: float = 0.0,
+                   nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True) -> dict:
     """Train a SPOS supernet over `spec` on `bundle`, writing DIR as described in the module doc.
 
     Works alone or under torchrun (torch.distributed already initialised).
@@ -184,20 +209,25 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     rank, world = rank_and_world()
     ctx = DistContext(rank, world, pick_device(device))
     cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment)
+                     label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment,
+                     warmup_epochs=warmup_epochs, nesterov=nesterov)
+    step_fn_args = (paths_per_step, label_smoothing, sampling)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # identical initial weights on every rank and every run
         sn = Supernet(spec)
+    if zero_init:
+        zero_init_residual(sn)
     sn.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
-    opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay)
-    start, history = _resume(out, sn, opt, cfg, spec, paths_per_step, data_meta) if resume else (0, [])
-    run_info = {"paths_per_step": paths_per_step, "world_size": world, "n_train": len(bundle.train),
+    opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    run_keys = {"paths_per_step": paths_per_step, "sampling": sampling, "zero_init": zero_init}
+    start, history = _resume(out, sn, opt, cfg, spec, run_keys, data_meta) if resume else (0, [])
+    run_info = {**run_keys, "world_size": world, "n_train": len(bundle.train),
                 "n_val": len(bundle.val)}
     writer = _Writer(out, sn, opt, cfg, data_meta, run_info)
     if ctx.is_main:
         write_json(out / "space.json", spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
-    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing),
+    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, *step_fn_args),
                       progress=progress, desc="supernet")
     run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
     try:
