@@ -107,7 +107,8 @@ def main() -> None:
     ref, ref_t = timed_scores(ref_ev, archs)
     k_all = min(2000, len(bundle.train))
     rows = [{"row": "before", "calib": k_all, "proxy": len(y), "s_per_candidate": old_t,
-             "kendall_tau_vs_reference": round(float(kendall_tau(ref, old)), 4), "mean_acc": round(float(old.mean()), 4)},
+             "kendall_tau_vs_reference": round(float(kendall_tau(ref, old)), 4),
+             "mean_acc": round(float(old.mean()), 4)},
             {"row": "reference", "calib": k_all, "proxy": len(y), "s_per_candidate": ref_t,
              "speedup": round(old_t["total"] / ref_t["total"], 2), "mean_acc": round(float(ref.mean()), 4)}]
     for r in rows:

@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--budget", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--reuse-run", action="store_true", help="reuse a finished OUT/run instead of running again")
+    ap.add_argument("--reuse-scratch", action="store_true",
+                    help="reuse OUT/scratch when it was trained for the same number of epochs")
     ap.add_argument("--equal", choices=["steps", "images"], default="steps",
                     help="what scratch gets as much of as the pipeline (default: %(default)s)")
     args = ap.parse_args()
@@ -101,10 +103,14 @@ def main() -> None:
     need = imgs["total_steps"] if args.equal == "steps" else imgs["total_images"] / bs
     epochs = max(1, math.ceil(need / steps_per_epoch))
     t1 = time.perf_counter()
-    scratch = train_arch(arch, bundle, out / "scratch", epochs, data_meta=meta, batch_size=bs, lr=t["lr"],
-                         warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], seed=cfg["run"]["seed"],
-                         force=True, progress=True)
-    scratch_wall = time.perf_counter() - t1
+    done = out / "scratch" / "finetune.json"
+    if args.reuse_scratch and done.exists() and len(read(done)["history"]) == epochs:
+        scratch = read(done)  # trained earlier by this script with the same epochs
+    else:
+        scratch = train_arch(arch, bundle, out / "scratch", epochs, data_meta=meta, batch_size=bs, lr=t["lr"],
+                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], seed=cfg["run"]["seed"],
+                             force=True, progress=True)
+    scratch_wall = scratch["wall_s"]
     sd = torch.load(out / "scratch" / "model.pt", map_location="cpu", weights_only=True)
     exp = export_subnet(arch, sd, bundle, out / "scratch_export", target="none", force=True, progress=False,
                         labels=bundle.class_names, data_record=meta, seed=cfg["run"]["seed"])

@@ -30,8 +30,10 @@ def add_parser(sub, name: str, help_text: str) -> None:
                    help="screen children with an MLP accuracy predictor (evolution, aging)")
     p.add_argument("--latency-weight", type=float, default=0.0,
                    help="MnasNet soft latency reward ACC*(LAT/T)^w with T = --latency-ms, w <= 0, e.g. -0.07")
-    p.add_argument("--calib-images", type=int, default=2000,
-                   help="training images for exact BN recalibration per candidate (default: %(default)s)")
+    p.add_argument("--calib-images", type=int, default=500,
+                   help="training images for exact BN recalibration per candidate; with the whole holdout, 500 "
+                        "rank CIFAR-10 candidates like 2,000 do (Kendall tau 0.90, bench/bench_eval_cost.py) "
+                        "(default: %(default)s)")
     p.add_argument("--proxy-images", type=int, default=None,
                    help="score candidates on a class-balanced subset of this many validation images; "
                         "the finalists are re-ranked on the full split")

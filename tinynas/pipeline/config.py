@@ -34,10 +34,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {},
     "medium": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 40},
-               "search": {"candidates": 300, "calib_images": 1000},
+               "search": {"candidates": 300, "calib_images": 500, "proxy_images": 1000},
                "finetune": {"epochs": 15}},
     "large": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 150},
-              "search": {"candidates": 1000, "calib_images": 2000, "proxy_images": 2000},
+              "search": {"candidates": 1000, "calib_images": 500, "proxy_images": 2000},
               "finetune": {"epochs": 40}},
 }
 

@@ -214,7 +214,8 @@ def _teacher(sn, spec, arch: Mapping, calib: list[torch.Tensor]) -> torch.nn.Mod
 
 def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Path, epochs: int, *,
              distill: bool = False, kd_ratio: float = 1.0, data_meta: Mapping[str, Any] | None = None,
-             calib_images: int = DEFAULT_CALIB_IMAGES, device: str | torch.device | None = None, **train_kw: Any) -> dict:
+             calib_images: int = DEFAULT_CALIB_IMAGES, device: str | torch.device | None = None,
+             **train_kw: Any) -> dict:
     """Fine-tune `arch` from supernet DIR's weights; `bundle` None reloads the supernet's data.
 
     Extra keyword arguments go to `train_arch` (batch_size, lr, seed, steps_per_epoch, progress,
