@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import torch
@@ -90,9 +91,6 @@ def main() -> None:
     run_wall = time.perf_counter() - t0
     summary = read(run / "summary.json")
     meta = read(run / "finetune" / "data.json")
-    cfg = {}
-    import tomllib
-
     cfg = tomllib.loads((run / "run.toml").read_text())
     bundle = load_from_meta(meta)
     arch = load_arch(run / "finetune" / "arch.json")
