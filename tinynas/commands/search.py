@@ -56,8 +56,8 @@ def _check(args: argparse.Namespace) -> None:
 
     if args.budget < 1:
         raise UserError(f"--budget {args.budget}: must be >= 1")
-    if args.calib_images < 1:
-        raise UserError(f"--calib-images {args.calib_images}: must be >= 1")
+    if args.calib_images < 2:
+        raise UserError(f"--calib-images {args.calib_images}: must be >= 2 (BN statistics need two images)")
     if args.proxy_images is not None and args.proxy_images < 1:
         raise UserError(f"--proxy-images {args.proxy_images}: must be >= 1")
     if args.top_k < 1:

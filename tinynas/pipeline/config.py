@@ -112,7 +112,7 @@ def build_config(file_cfg: Mapping | None, cli: Mapping[str, Mapping[str, Any]],
 def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
     checks = [("run", "latency_ms", 0), ("run", "val_count", 0), ("space", "samples", 1),
               ("train", "epochs", 1), ("train", "batch_size", 1), ("train", "paths_per_step", 1),
-              ("search", "candidates", 1), ("search", "calib_images", 1), ("search", "proxy_images", 0),
+              ("search", "candidates", 1), ("search", "calib_images", 2), ("search", "proxy_images", 0),
               ("finetune", "epochs", 0), ("export", "rep_samples", 1)]
     for sec, key, lo in checks:
         if cfg[sec][key] < lo:
