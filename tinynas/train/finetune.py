@@ -32,7 +32,7 @@ from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from .checkpoint import save_torch
 from .distributed import DistContext, pick_device, rank_and_world
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 
 
@@ -63,7 +63,7 @@ class PlainStep:
         if self.teacher is not None:
             with torch.no_grad():
                 soft = F.softmax(self.teacher(x), dim=1)
-            loss = loss + self.kd_ratio * torch.sum(-soft * F.log_softmax(logits, dim=1), dim=1).mean()
+            loss = loss + self.kd_ratio * soft_ce(logits, soft)
         loss.backward()
         return StepResult(loss.detach(), (logits.detach().argmax(1) == y).sum(), None)
 

@@ -90,7 +90,7 @@ class SposStep:
         loss_sum = x.new_zeros(())
         correct = x.new_zeros(())
         soft = None
-        for i, arch in enumerate(archs):
+        for arch in archs:
             logits = self.sn(x, arch)
             if soft is None:
                 loss = smoothed_ce(logits, y, self.ls)
@@ -211,7 +211,6 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                      label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment,
                      warmup_epochs=warmup_epochs, nesterov=nesterov)
-    step_fn_args = (paths_per_step, label_smoothing, sampling)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # identical initial weights on every rank and every run
         sn = Supernet(spec)
@@ -227,7 +226,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     if ctx.is_main:
         write_json(out / "space.json", spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
-    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, *step_fn_args),
+    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing, sampling),
                       progress=progress, desc="supernet")
     run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
     try:
