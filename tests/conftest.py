@@ -46,3 +46,22 @@ def shared_models(shared: Path) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def shared_min_arena(shared: Path) -> dict[str, int]:
     return dict(SHARED_MIN_ARENA)
+
+
+def tiny_rgb_data(root: Path):
+    """160 separable 12x12 RGB images of 4 classes in root/d.npz: (bundle, space, path).
+
+    Fast tests of training code (fine-tune, time budgets) share this set.
+    """
+    import numpy as np
+
+    from tinynas.data import load_dataset
+    from tinynas.space import load_space
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 40)
+    x = np.clip(rng.normal(40 + 50 * y[:, None, None, None], 30, (160, 12, 12, 3)), 0, 255).astype(np.uint8)
+    np.savez(root / "d.npz", x=x, y=y)
+    bundle = load_dataset(root / "d.npz", val_fraction=0.25)
+    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    return bundle, spec, root / "d.npz"

@@ -170,3 +170,27 @@ def test_inactive_slots_do_not_change_costs():
     a, b = cm.evaluate(genomes), cm.evaluate(noisy)
     for f in dataclasses.fields(Costs):
         np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name))
+
+
+FUSED_RES = dict(depths=[1, 2], kernels=[3, 5], expand_ratios=[1, 2],
+                 stages=[{"channels": 16, "stride": 2}, {"channels": 24, "stride": 1},
+                         {"channels": 24, "stride": 2}, {"channels": 40, "stride": 1}])
+
+
+@pytest.mark.parametrize("block, board_id, res", [("fused", "stm32f746g-disco", [32, 32]),
+                                                  ("res", "stm32f746g-disco", [32, 32]),
+                                                  ("res", "arduino-nano-33-ble-sense", [20, 20]),
+                                                  ("fused", "rpi-pico", [24, 24]),
+                                                  ("res", "esp32-s3-devkitc", [9, 9])])
+def test_fused_and_res_spaces_match_the_planner_exactly(block, board_id, res):
+    """Other block types, projection shortcuts included, through the same vectorized tables."""
+    spec = load_space(None, block=block, width_mult=0.5, resolution=res, **FUSED_RES)
+    board = load_board(board_id)
+    genomes = sample_genomes(spec, 25, np.random.default_rng(3))
+    c = CostModel(spec, board).evaluate(genomes)
+    for i, genome in enumerate(genomes):
+        g = build_graph(decode(spec, genome))
+        got = c.row(i)
+        for key, want in _expected(g, board).items():
+            assert got[key] == want, (block, board_id, i, key, got[key], want)
+        assert got["latency_ms"] == pytest.approx(graph_latency(g, board).total_ms, rel=1e-12)

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_rgb_data
+
 from tinynas.cli import main as cli_main
 from tinynas.data import load_dataset
 from tinynas.data.meta import data_meta
-from tinynas.space import load_space, sample_arch, save_arch, smallest_arch
+from tinynas.space import sample_arch, save_arch, smallest_arch
 from tinynas.space.torch_model import build_model
 from tinynas.supernet import Supernet, SupernetEvaluator, save_supernet
 from tinynas.train.finetune import finetune, train_arch
@@ -23,12 +25,7 @@ torch.set_num_threads(1)
 def setup(tmp_path_factory):
     """A supernet DIR (random weights, real data record) over 12x12 RGB data of 4 classes."""
     root = tmp_path_factory.mktemp("ft")
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 40)
-    x = np.clip(rng.normal(40 + 50 * y[:, None, None, None], 30, (160, 12, 12, 3)), 0, 255).astype(np.uint8)
-    np.savez(root / "d.npz", x=x, y=y)
-    bundle = load_dataset(root / "d.npz", val_fraction=0.25)
-    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    bundle, spec, _ = tiny_rgb_data(root)
     torch.manual_seed(0)
     sn = Supernet(spec)
     save_supernet(root / "sn" / "supernet.pt", sn, data_meta(root / "d.npz", bundle, val_fraction=0.25))

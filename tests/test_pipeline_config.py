@@ -35,7 +35,7 @@ def test_bad_config_is_one_line(file_cfg, msg):
 
 
 def test_stage_hash_changes_only_downstream():
-    a = build_config(None, {})
+    a = build_config(None, {"search": {"candidates": 40}})  # counts, not a clock (see test_timebudget)
     b = build_config(None, {"search": {"candidates": 99}})
     ups = {}
     for cfg, tag in ((a, "a"), (b, "b")):
@@ -45,8 +45,10 @@ def test_stage_hash_changes_only_downstream():
             ups[tag, st] = up
     assert ups["a", "space"] == ups["b", "space"] and ups["a", "supernet"] == ups["b", "supernet"]
     assert ups["a", "search"] != ups["b", "search"] and ups["a", "finetune"] != ups["b", "finetune"]
-    c = build_config(None, {"run": {"out": "elsewhere"}})  # moving the output does not invalidate
-    assert stage_hash(c, "space") == stage_hash(a, "space")
+    c = build_config(None, {"run": {"out": "elsewhere"}, "search": {"candidates": 40}})
+    assert stage_hash(c, "space") == stage_hash(a, "space")  # moving the output does not invalidate
+    timed = build_config(None, {})  # under a clock the space's trainable-MACs cap follows the budget
+    assert stage_hash(timed, "space") != stage_hash(build_config(None, {"run": {"time": "9m"}}), "space")
 
 
 def test_markdown_and_html_from_one_block_list(tmp_path):
@@ -66,3 +68,9 @@ def test_one_run_per_out_dir(tmp_path):
         _lock(tmp_path / "run")
     held.close()
     _lock(tmp_path / "run").close()  # free again once the first run ends
+
+
+def test_time_budget_round_trips_through_run_toml():
+    for cli in ({}, {"run": {"time": "2h30m"}}, {"train": {"epochs": 3}}):
+        cfg = build_config({"time": {"supernet": 0.5, "search": 0.2, "finetune": 0.3}}, cli)
+        assert build_config(tomllib.loads(to_toml(cfg)), {}) == cfg

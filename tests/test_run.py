@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,53 @@ def test_run_refuses_a_foreign_non_empty_out(tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["--budget", "huge"], "invalid choice"),
     (["--epochs", "0"], "train.epochs must be at least 1"),
+    (["--time", "0"], "must be a positive duration"),
+    (["--time", "ten"], "not a duration; e.g. 90s"),
     (["--board", "no-such-board"], "no-such-board"),
 ])
 def test_run_bad_input_is_one_line(tmp_path, args, msg):
     r = _run("--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+TIMED = """
+[space]
+samples = 60
+widths = [0.2]
+[export]
+rep_samples = 200
+target = "none"
+"""
+
+
+@pytest.mark.slow
+def test_run_with_a_time_budget_finishes_within_it(tmp_path):
+    """--time 20s on tiny data: every timed stage plans from its throughput, the run stays within budget + 10%."""
+    data, cfg, out = _tiny_npz(tmp_path / "tiny.npz"), tmp_path / "timed.toml", tmp_path / "run"
+    cfg.write_text(TIMED)
+    t0 = time.monotonic()
+    r = _run("--board", "stm32f746g-disco", "--data", str(data), "--out", str(out), "--config", str(cfg),
+             "--time", "20s")
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "supernet: " in r.stderr and " steps planned from " in r.stderr and "candidates planned from" in r.stderr
+    tm = json.loads((out / "summary.json").read_text())["time"]
+    assert tm["mode"] == "time" and tm["budget_s"] == 20 and tm["spent_s"] <= 22.0
+    assert set(tm["stages"]) == {"space", "supernet", "search", "finetune", "export", "profile"}
+    for st in ("supernet", "search", "finetune"):
+        assert tm["stages"][st]["planned_s"] > 0 and tm["stages"][st]["spent_s"] > 0
+    # the whole process, less export and profile, less Python's start-up (a few seconds, not budgeted)
+    assert wall - tm["outside_budget_s"] <= 22.0 + STARTUP_S, (wall, tm)
+    train = json.loads((out / "supernet" / "train.json").read_text())
+    assert train["time"]["planned_steps"] >= 1 and train["config"]["total_steps"] == train["time"]["planned_steps"]
+    assert "## Time" in (out / "report.md").read_text()
+    assert 'time = "20s"' in (out / "run.toml").read_text()
+
+
+STARTUP_S = 8.0  # interpreter + torch import before the run's clock starts, on a loaded 2-core machine
+
+
+def test_run_refuses_time_and_epochs_together(tmp_path):
+    r = _run("--out", str(tmp_path / "o"), "--time", "1m", "--epochs", "3")
+    assert r.returncode == 2 and "--time and --epochs/--candidates both given" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -16,6 +16,8 @@ torch.set_num_threads(1)
 
 SPEC = default_space(width_mult=0.25, resolution=[20, 20])  # 20 is even: asymmetric TF padding on stride 2
 KWS = default_space(width_mult=0.2, input_channels=1, resolution=[49, 10], num_classes=12)
+FUSED = default_space(width_mult=0.25, resolution=[20, 20], block="fused", kernels=[3, 5], expand_ratios=[1, 2])
+RES = default_space(width_mult=0.25, resolution=[20, 20], block="res", kernels=[3, 5], expand_ratios=[1, 2])
 
 
 def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
@@ -35,7 +37,7 @@ def _archs(spec, n: int, seed: int = 0) -> list[dict]:
     return [largest_arch(spec), smallest_arch(spec)] + [sample_arch(spec, rng) for _ in range(n)]
 
 
-@pytest.mark.parametrize("spec", [SPEC, KWS], ids=["rgb20", "kws49x10"])
+@pytest.mark.parametrize("spec", [SPEC, KWS, FUSED, RES], ids=["rgb20", "kws49x10", "fused", "res"])
 def test_get_subnet_equals_supernet_path(spec):
     torch.manual_seed(0)
     sn = Supernet(spec)
@@ -49,13 +51,14 @@ def test_get_subnet_equals_supernet_path(spec):
         build_model(arch).load_state_dict(sub.state_dict(), strict=True)  # the export contract
 
 
-def test_training_gradients_match_standalone_subnet():
+@pytest.mark.parametrize("spec", [SPEC, RES], ids=["mb", "res"])
+def test_training_gradients_match_standalone_subnet(spec):
     """A training-mode step on a supernet path gives the standalone subnet's gradients, slice by slice."""
     torch.manual_seed(1)
-    sn = Supernet(SPEC)
-    arch = _archs(SPEC, 1, seed=3)[-1]
+    sn = Supernet(spec)
+    arch = _archs(spec, 1, seed=3)[-1]
     sub = sn.get_subnet(arch).train()
-    x, y = torch.randn(6, *SPEC.input_shape), torch.randint(0, 10, (6,))
+    x, y = torch.randn(6, *spec.input_shape), torch.randint(0, 10, (6,))
     torch.nn.functional.cross_entropy(sn(x, arch), y).backward()
     torch.nn.functional.cross_entropy(sub(x), y).backward()
     idx = sn.path_indices(arch)

@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("search", "search", "constrained search over a trained supernet"),
     ("finetune", "finetune", "fine-tune a found subnet"),
     ("run", "run", "data to firmware in one command"),
+    ("baseline", "baseline", "train a hand-designed model (resnet8, dscnn, mobilenetv2) like a run"),
 ]
 
 

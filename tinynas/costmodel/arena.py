@@ -148,8 +148,8 @@ def op_tail_table(table: OpTable, v: Variant, memo: dict | None = None) -> np.nd
 
 
 def scratch_rows(table: OpTable) -> np.ndarray:
-    """Rows whose kernel may request scratch: kxk convolutions and depthwise convolutions."""
-    return (table.mask((DW,)) | (table.mask((CONV,)) & (table.kernel[:, 0] > 1)))
+    """Rows whose kernel may request scratch: all but stride-1 1x1 convolutions (see kernel_scratch_bytes)."""
+    return (table.mask((DW,)) | (table.mask((CONV,)) & ((table.kernel[:, 0] > 1) | (table.stride > 1))))
 
 
 def tail_constant(s: StructSizes) -> int:
@@ -211,9 +211,15 @@ def _lifetimes(types, blocks, srows, depth: list[int], n_buf: int) -> tuple[np.n
     for blk in blocks:
         if blk.column and blk.slot >= depth[blk.stage - 1]:
             continue
-        x = prev = cur
+        x = prev = skip = cur
         for r in blk.rows:
-            for t in ((x, prev) if types[r] == ADD else (prev,)):
+            if r == blk.shortcut_row:  # reads the block input; the main path goes on from prev
+                last[x] = max(last[x], r)
+                first[r + 1] = last[r + 1] = r
+                skip = r + 1
+                active_rows.add(r)
+                continue
+            for t in ((skip, prev) if types[r] == ADD else (prev,)):
                 last[t] = max(last[t], r)
             first[r + 1] = last[r + 1] = r
             prev = r + 1

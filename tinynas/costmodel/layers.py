@@ -10,8 +10,11 @@ share; only mid channels and kernels vary with the choice.
 
 Rows are ops in execution order, exactly as `graph_builder.build_graph` emits
 them: stem CONV_2D; first block DEPTHWISE_CONV_2D, CONV_2D[, ADD]; per stage
-block CONV_2D (expand), DEPTHWISE_CONV_2D, CONV_2D (project)[, ADD]; MEAN;
-FULLY_CONNECTED.
+block, by the space's block type, "mb": CONV_2D (expand), DEPTHWISE_CONV_2D,
+CONV_2D (project)[, ADD]; "fused": CONV_2D (kxk expand), CONV_2D (project)[, ADD];
+"res": CONV_2D (kxk), CONV_2D (kxk)[, CONV_2D (1x1 projection shortcut)][, ADD];
+then MEAN; FULLY_CONNECTED. A shortcut row reads the block's input, not the
+row before it (`Block.shortcut_row`).
 
 Block columns: column 0 holds the ops every subnet has (stem, first block,
 head); column 1 + i * max_depth + j is block j of stage i, present when j is
@@ -44,6 +47,7 @@ class Block:
     slot: int           # block index within its stage (0 for the static parts)
     rows: tuple[int, ...]
     residual: bool
+    shortcut_row: int | None = None  # a projection shortcut: reads the block input; ADD reads its output
 
 
 @dataclass(frozen=True)
@@ -149,15 +153,30 @@ def _static_block(rows: _Rows, layers, stage: int, residual: bool, slot: int = 0
 
 
 def _stage_block(rows: _Rows, blk, column: int, stage: int, slot: int) -> Block:
-    expand, dw, project = blk.convs
-    cin, cout = (expand.in_channels, 0), (project.out_channels, 0)
-    mid = (0, expand.in_channels)  # in_channels * expand ratio
-    ids = [rows.conv(CONV, column, stage, expand, cin, mid, 1),
-           rows.conv(DW, column, stage, dw, mid, mid, 0),
-           rows.conv(CONV, column, stage, project, mid, cout, 1)]
-    if blk.residual:
-        ids.append(rows.conv(ADD, column, stage, project, cout, cout, 1))
-    return Block(column, stage, slot, tuple(ids), blk.residual)
+    """A stage block's rows; channel sizes that scale with the expand choice are (0, per_expand)."""
+    first, last = blk.convs[0], blk.convs[-1]
+    cin, cout = (first.in_channels, 0), (last.out_channels, 0)
+    if blk.kind == "res":  # mid = cout * expand; both convs take the kernel choice
+        mid = (0, last.out_channels)
+        ids = [rows.conv(CONV, column, stage, first, cin, mid, 0),
+               rows.conv(CONV, column, stage, last, mid, cout, 0)]
+    elif blk.kind == "fused":  # kxk expand to cin * expand, 1x1 project
+        mid = (0, first.in_channels)
+        ids = [rows.conv(CONV, column, stage, first, cin, mid, 0),
+               rows.conv(CONV, column, stage, last, mid, cout, 1)]
+    else:
+        expand, dw, project = blk.convs
+        mid = (0, expand.in_channels)  # in_channels * expand ratio
+        ids = [rows.conv(CONV, column, stage, expand, cin, mid, 1),
+               rows.conv(DW, column, stage, dw, mid, mid, 0),
+               rows.conv(CONV, column, stage, project, mid, cout, 1)]
+    sc = None
+    if blk.shortcut is not None:
+        sc = rows.conv(CONV, column, stage, blk.shortcut, cin, cout, 1)
+        ids.append(sc)
+    if blk.adds:
+        ids.append(rows.conv(ADD, column, stage, last, cout, cout, 1))
+    return Block(column, stage, slot, tuple(ids), blk.residual, sc)
 
 
 def build_op_table(spec: SpaceSpec) -> OpTable:

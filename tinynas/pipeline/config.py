@@ -3,6 +3,17 @@
 Precedence, lowest first: the budget preset, the --config TOML, the command
 line. The effective config is written to DIR/run.toml so a run can be repeated
 exactly with `tinynas run --config DIR/run.toml`.
+
+A run is sized either by a clock or by counts (see tinynas.timebudget). The
+presets are time budgets (`run.time`: small 4m, medium 30m, large 2h) split
+by `[time]` shares; then supernet steps, search candidates and fine-tune steps
+are planned from measured throughput and `train.epochs`, `search.candidates`
+and `finetune.epochs` are ignored. Setting any of those counts at a level
+(config file or command line) above the one that set the time switches the
+clock off (`run.time = ""`) and the counts rule, as before the budgets
+existed; `--time` together with `--epochs`/`--candidates` on one command line
+is refused, and a config file holding both (every run.toml does) keeps the
+clock.
 """
 
 from __future__ import annotations
@@ -15,13 +26,21 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
+from ..space.spec import SPACE_BLOCK_TYPES
+from ..timebudget import parse_duration
 
 # Sections and keys with their types; the values here are the "small" budget.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"board": "stm32f746g-disco", "data": "digits", "out": "runs/latest", "seed": 0,
             "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0,
-            "holdout_fraction": 0.1},
-    "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0},
+            "holdout_fraction": 0.1, "time": "4m"},
+    # Shares of the time budget; each stage gets its share of what is left when it starts.
+    "time": {"supernet": 0.6, "search": 0.1, "finetune": 0.3},
+    # block: the space's block type (mb, fused, res). Under a time budget a space whose fitting
+    # subnets are too big to see max(min_epochs x the training set, min_images) images in the
+    # supernet's share is not chosen (bench/bench_equal_time.py: CIFAR-10 needs epochs, digits images).
+    "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0, "block": "res",
+              "min_epochs": 3.0, "min_images": 12000},
     "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "paths_per_step": 1, "sampling": "uniform",
               "warmup_epochs": 1.0, "nesterov": False},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 0,
@@ -30,16 +49,23 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas_model"},
 }
 
-# What each budget changes relative to DEFAULTS ("small").
+# What each budget changes relative to DEFAULTS ("small"). The times are what the presets mean; the
+# counts are what they ran before time budgets, kept for a run that switches the clock off.
+# small = 4m: today's small digits run on 2 shared CPU cores (~145 s supernet, 25 s search, 68 s fine-tune).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {},
-    "medium": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 40},
+    "medium": {"run": {"time": "30m"}, "space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 40},
                "search": {"candidates": 300, "calib_images": 500, "proxy_images": 1000},
                "finetune": {"epochs": 15}},
-    "large": {"space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 150},
+    "large": {"run": {"time": "2h"}, "space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 150},
               "search": {"candidates": 1000, "calib_images": 500, "proxy_images": 2000},
               "finetune": {"epochs": 40}},
 }
+
+TIMED_STAGES = ("supernet", "search", "finetune")  # the stages the clock sizes; also the [time] keys
+COUNTS: dict[str, tuple[str, str]] = {"supernet": ("train", "epochs"), "search": ("search", "candidates"),
+                                      "finetune": ("finetune", "epochs")}
+LEVELS = ("preset", "file", "command line")
 
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "space": ("space",), "supernet": ("train",), "search": ("search",),
@@ -49,6 +75,9 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 
 def _merge(base: dict, over: Mapping, where: str) -> None:
     for sec, vals in over.items():
+        if sec == "run" and isinstance(vals, Mapping) and isinstance(vals.get("time"), (int, float)) \
+                and not isinstance(vals.get("time"), bool):
+            vals = {**vals, "time": f"{vals['time']:g}s"}  # TOML `time = 90` means seconds
         if sec not in DEFAULTS:
             raise UserError(f"{where}: unknown section [{sec}]; known: {', '.join(DEFAULTS)}")
         if not isinstance(vals, Mapping):
@@ -103,10 +132,30 @@ def build_config(file_cfg: Mapping | None, cli: Mapping[str, Mapping[str, Any]],
     _merge(cfg, PRESETS[budget], "preset")
     if file_cfg:
         _merge(cfg, file_cfg, config_path)
-    _merge(cfg, {s: {k: v for k, v in vals.items() if v is not None} for s, vals in cli.items()}, "command line")
+    given = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in cli.items()}
+    _merge(cfg, given, "command line")
     cfg["run"]["budget"] = budget
+    if _counts_beat_clock(file_cfg or {}, given):
+        cfg["run"]["time"] = ""
     validate(cfg)
     return cfg
+
+
+def _level(layers: list[Mapping], keys: list[tuple[str, str]]) -> int:
+    """The highest layer (0 preset, 1 file, 2 command line) that sets any of `keys`; -1 for none."""
+    hits = [i for i, layer in enumerate(layers) for sec, key in keys
+            if isinstance(layer.get(sec), Mapping) and key in layer[sec]]
+    return max(hits, default=-1)
+
+
+def _counts_beat_clock(file_cfg: Mapping, cli: Mapping) -> bool:
+    """True when counts were set above the level that set the time: those counts rule, the clock is off."""
+    layers = [{"run": {"time": None}}, file_cfg, cli]  # every preset sets a time (DEFAULTS included)
+    counts, clock = _level(layers, list(COUNTS.values())), _level(layers, [("run", "time")])
+    if counts == clock == 2:
+        raise UserError("--time and --epochs/--candidates both given: a time budget plans epochs and "
+                        "candidates itself; pass one or the other")
+    return counts > clock
 
 
 def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
@@ -122,6 +171,11 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
             raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
     if not 0 <= cfg["run"]["holdout_fraction"] < 0.5:
         raise UserError(f"run.holdout_fraction must be in [0, 0.5), got {cfg['run']['holdout_fraction']}")
+    if cfg["space"]["block"] not in SPACE_BLOCK_TYPES:
+        raise UserError(f"space.block must be one of {', '.join(SPACE_BLOCK_TYPES)}, got {cfg['space']['block']!r}")
+    if not cfg["space"]["min_epochs"] > 0 or cfg["space"]["min_images"] < 0:
+        raise UserError(f"space.min_epochs must be positive and space.min_images >= 0, got "
+                        f"{cfg['space']['min_epochs']} and {cfg['space']['min_images']}")
     if cfg["train"]["sampling"] not in ("uniform", "sandwich"):
         raise UserError(f"train.sampling must be uniform or sandwich, got {cfg['train']['sampling']!r}")
     if cfg["train"]["sampling"] == "sandwich" and cfg["train"]["paths_per_step"] < 2:
@@ -136,15 +190,44 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
         raise UserError(f"run.val_fraction must be between 0 and 1, got {cfg['run']['val_fraction']}")
     if cfg["export"]["io"] not in ("int8", "uint8", "float32"):
         raise UserError(f"export.io must be int8, uint8 or float32, got {cfg['export']['io']!r}")
+    validate_time(cfg)
 
+
+def validate_time(cfg: Mapping[str, Mapping[str, Any]]) -> None:
+    """run.time is "" (off) or a duration; the shares are in (0, 1) and add up to 1."""
+    if cfg["run"]["time"]:
+        parse_duration(cfg["run"]["time"])
+    shares = cfg["time"]
+    for k in TIMED_STAGES:
+        if not 0 < shares[k] < 1:
+            raise UserError(f"time.{k} must be a share between 0 and 1 (exclusive), got {shares[k]}; "
+                            "e.g. supernet = 0.6, search = 0.1, finetune = 0.3")
+    total = sum(shares[k] for k in TIMED_STAGES)
+    if abs(total - 1.0) > 1e-6:
+        raise UserError(f"the [time] shares must add up to 1, got {total:g} "
+                        f"({' + '.join(f'{shares[k]:g}' for k in TIMED_STAGES)})")
+
+
+def time_budget_s(cfg: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """The run's budget in seconds, or None when it runs on counts."""
+    return parse_duration(cfg["run"]["time"]) if cfg["run"]["time"] else None
 
 def stage_hash(cfg: Mapping[str, Mapping[str, Any]], stage: str, upstream: str = "") -> str:
     """What a finished stage depends on: the run's identity, its own section, and its upstream's hash.
 
     A changed option re-runs that stage and everything after it; anything else is skipped.
+    Under a time budget the timed stages depend on the budget (in seconds, so
+    "4m" and "240s" are one budget) and the shares instead of their counts.
     """
-    run = {k: v for k, v in cfg["run"].items() if k not in ("out", "budget")}
-    own = {s: cfg[s] for s in STAGE_SECTIONS[stage]}
+    run = {k: v for k, v in cfg["run"].items() if k not in ("out", "budget", "time")}
+    own: dict[str, Any] = {s: dict(cfg[s]) for s in STAGE_SECTIONS[stage]}
+    total = time_budget_s(cfg)
+    if stage in COUNTS and total is not None:  # planned from the clock: the budget is its identity, not a count
+        sec, key = COUNTS[stage]
+        own[sec].pop(key, None)
+        own["time"] = {"total_s": total, **cfg["time"]}
+    if stage == "space" and total is not None:  # the trainable-MACs cap follows the supernet's time
+        own["time"] = {"total_s": total, "supernet": cfg["time"]["supernet"]}
     blob = json.dumps({"run": run, "own": own, "up": upstream}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -3,6 +3,11 @@
 Stages: space -> supernet -> search -> finetune -> export -> profile, each in
 DIR/<stage>/. Re-running skips finished stages and resumes an interrupted
 supernet training; see `stages`.
+
+`--time 10m` is how much compute the run may spend up to the fine-tuned model
+(export and profile come after it, outside the budget); the presets are time
+budgets too. See tinynas.timebudget for how stages plan against the clock and
+tinynas.pipeline.config for when epochs and candidates rule instead.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .config import PRESETS, build_config, read_toml, to_toml
+from ..timebudget import format_duration
+from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
@@ -24,11 +30,14 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--data", help="digits (default), a .npz, an ImageFolder directory or .zip")
     p.add_argument("--out", help="output directory (default: runs/latest)")
     p.add_argument("--config", help="a run.toml with any option; the command line overrides it")
-    p.add_argument("--budget", choices=list(PRESETS), help="preset for samples, epochs and candidates (default: small)")
+    p.add_argument("--budget", choices=list(PRESETS),
+                   help="preset: small (4m), medium (30m) or large (2h) of compute, plus sample counts (default: small)")
+    p.add_argument("--time", help="compute to spend up to the fine-tuned model, e.g. 90s, 10m, 1h, 2h30m "
+                                  "(overrides the preset's; export and profile come on top)")
     p.add_argument("--latency-ms", type=float, help="latency limit on the board, ms (default: none)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int, help="supernet training epochs (overrides the budget)")
-    p.add_argument("--candidates", type=int, help="candidates evaluated by the search (overrides the budget)")
+    p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
+    p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
     p.add_argument("--strategy", choices=["evolution", "random", "aging", "rl", "grid"], help="search strategy")
     p.add_argument("--target", choices=["cmake", "arduino", "zephyr", "esp-idf", "none"],
                    help="firmware project skeleton (default: cmake)")
@@ -39,7 +48,8 @@ def add_parser(sub, name: str, help_text: str) -> None:
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"run": {"board": args.board, "data": args.data, "out": args.out, "seed": args.seed,
-                    "budget": args.budget, "latency_ms": args.latency_ms, "val_count": args.val_count},
+                    "budget": args.budget, "latency_ms": args.latency_ms, "val_count": args.val_count,
+                    "time": args.time},
             "train": {"epochs": args.epochs}, "search": {"candidates": args.candidates, "strategy": args.strategy},
             "export": {"target": args.target}}
 
@@ -91,17 +101,28 @@ def _dist() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _sizing_line(cfg: dict[str, dict[str, Any]]) -> str:
+    """Say up front whether the clock or the counts size this run, so nobody waits on the wrong one."""
+    total = time_budget_s(cfg)
+    if total is None:
+        return (f"sized by counts (no time budget): {cfg['train']['epochs']} supernet epochs, "
+                f"{cfg['search']['candidates']} candidates, {cfg['finetune']['epochs']} fine-tune epochs")
+    shares = ", ".join(f"{k} {v:g}" for k, v in cfg["time"].items())
+    return (f"time budget {format_duration(total)} up to the fine-tuned model (shares: {shares}); "
+            "epochs and candidates are planned from measured throughput")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..atomic import write_text
     from ..boards import load_board
-    from ..data import load_dataset
-    from ..data.meta import data_meta
+    from .data import load_run_data
     from .report import write_report
-    from .stages import Context, run_stages
+    from .stages import Context, RunClock, run_stages
 
     cfg = build_config(read_toml(args.config) if args.config else None, cli_overrides(args),
                        args.config or "--config")
     rank, world = _dist()
+    clock = RunClock.start(time_budget_s(cfg), cfg["time"])  # the budget counts from here: data loading too
     t0 = time.time()
     r = cfg["run"]
     out = Path(r["out"])
@@ -120,19 +141,17 @@ def run(args: argparse.Namespace) -> int:
         write_text(out / "run.toml", to_toml(cfg))
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
         f"config {out / 'run.toml'}")
-    load_kw = {"val_fraction": r["val_fraction"], "seed": r["seed"], "holdout_fraction": r["holdout_fraction"]}
-    if r["val_count"]:
-        load_kw["val_count"] = r["val_count"]
-    bundle = load_dataset(r["data"], **load_kw)
-    meta = data_meta(r["data"], bundle, **load_kw)
-    held = len(bundle.holdout) if bundle.holdout is not None else 0
-    log(f"data {r['data']}: {len(bundle.train.y):,} train / {held:,} held out for selection / "
-        f"{len(bundle.val.y):,} val (reported), input "
-        f"{'x'.join(map(str, bundle.input_shape))}, {bundle.num_classes} classes")
-    ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log)
+    log(_sizing_line(cfg))
+    bundle, meta = load_run_data(cfg, log)
+    ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log,
+                  clock=clock)
     results = run_stages(ctx)
     if rank == 0:
-        s = write_report(out, board, cfg, results)
+        s = write_report(out, board, cfg, results, clock=ctx.clock)
+        if s.get("time", {}).get("budget_s"):
+            tm = s["time"]
+            log(f"time: {tm['spent_s']:.0f} s spent of a {tm['budget_s']:.0f} s budget; export and profile "
+                f"{tm['outside_budget_s']:.0f} s on top")
         log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
             f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
         log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..atomic import write_json, write_png, write_text
+from ..timebudget import format_duration
+from .config import TIMED_STAGES, time_budget_s
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt) | ("code", text)
 
@@ -77,18 +79,34 @@ def plot_budget(prof: Mapping[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+BLOCK_NAMES = {"mb": "MBConv", "fused": "fused-MBConv", "res": "res conv", "ds": "DS conv"}
+
+
+def _block_op(b) -> tuple[str, int]:
+    """A block's type, kernel and expansion as people name them, and its stride."""
+    main = b.convs[0] if b.kind != "mb" else next(c for c in b.convs if c.kind == "dw")
+    k = main.kernel
+    if b.kind == "res":
+        exp = b.convs[0].out_channels // b.convs[-1].out_channels
+    elif b.kind == "fused":
+        exp = b.convs[0].out_channels // b.convs[0].in_channels
+    else:
+        exp = main.in_channels // b.convs[0].in_channels if len(b.convs) == 3 else 1
+    return f"{BLOCK_NAMES[b.kind]} k{k} e{exp}", main.stride
+
+
 def arch_rows(arch: Mapping[str, Any]) -> list[list[str]]:
-    """The winning subnet, one row per block, for people rather than parsers."""
+    """The network, one row per block, for people rather than parsers."""
     from ..space.arch import layer_plan
 
     plan = layer_plan(arch)
     rows = [["stem", "conv 3x3", f"{plan.stem.in_channels}->{plan.stem.out_channels}", str(plan.stem.stride),
              "x".join(map(str, plan.stem.out_hw)), ""]]
     for b in plan.blocks:
-        dw = next(c for c in b.convs if c.kind == "dw")
-        exp = dw.in_channels // b.convs[0].in_channels if len(b.convs) == 3 else 1
-        rows.append([b.name, f"MBConv k{dw.kernel} e{exp}", f"{b.convs[0].in_channels}->{b.convs[-1].out_channels}",
-                     str(dw.stride), "x".join(map(str, b.convs[-1].out_hw)), "yes" if b.residual else ""])
+        op, stride = _block_op(b)
+        skip = "yes" if b.residual else ("1x1 conv" if b.shortcut is not None else "")
+        rows.append([b.name, op, f"{b.convs[0].in_channels}->{b.convs[-1].out_channels}",
+                     str(stride), "x".join(map(str, b.convs[-1].out_hw)), skip])
     rows.append(["head", "avg pool + FC", f"{plan.feature_channels}->{plan.num_classes}", "", "1x1", ""])
     return rows
 
@@ -161,7 +179,8 @@ def _pct(a: float) -> str:
     return f"{100 * a:.2f}%"
 
 
-def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) -> dict[str, Any]:
+def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
+                  clock_spent_s: float | None = None) -> dict[str, Any]:
     prof = _read(out / "profile" / "profile.json")
     exp = _read(out / "export" / "export.json")
     arch = _read(out / "finetune" / "arch.json")
@@ -185,7 +204,59 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) ->
         "accuracy_supernet": results.get("search", {}).get("result", {}).get("accuracy_supernet"),
         "accuracy_inherited": _read(out / "finetune" / "finetune.json").get("accuracy_inherited"),
         "stage_wall_s": {k: v.get("wall_s") for k, v in results.items()},
+        "time": time_summary(cfg, results, clock_spent_s),
     }
+
+
+IN_BUDGET = ("space", *TIMED_STAGES, "train")  # "train": `tinynas baseline`'s one timed stage
+
+
+def time_summary(cfg: Mapping, results: Mapping[str, Any], clock_spent_s: float | None = None) -> dict[str, Any]:
+    """Budget vs spend, per stage and in total; export and profile are outside the budget.
+
+    `clock_spent_s` is the run clock's own figure (data loading and the gaps
+    between stages included); without it the stages' seconds are summed.
+    """
+    total = time_budget_s(cfg)
+    spent = {k: v.get("spent_s", v.get("wall_s")) for k, v in results.items()}
+    stages = {k: {"share": cfg["time"].get(k) if total is not None else None,
+                  "planned_s": results[k].get("planned_s"), "spent_s": spent[k]} for k in results}
+    in_budget = round(sum(spent[k] or 0 for k in IN_BUDGET if k in spent), 2)
+    out = {"mode": "counts" if total is None else "time", "budget": cfg["run"]["time"] or None,
+           "budget_s": total, "shares": dict(cfg["time"]) if total is not None else None,
+           "spent_s": clock_spent_s if clock_spent_s is not None else in_budget,
+           "outside_budget_s": round(sum(spent[k] or 0 for k in spent if k not in IN_BUDGET), 2),
+           "stages": stages}
+    if total is not None:
+        out["overshoot"] = round(out["spent_s"] / total - 1.0, 4)
+    return out
+
+
+def _time_blocks(summary: Mapping[str, Any]) -> list[Block]:
+    """The time section: the sizing rule in force, then planned vs spent per stage."""
+    tm = summary.get("time") or {}
+    if tm.get("mode") != "time":
+        return [("h", 2, "Time"),
+                ("p", "Sized by counts (no time budget): `train.epochs`, `search.candidates` and "
+                      "`finetune.epochs` set the work. Pass `--time 10m` (or leave the counts unset) to size "
+                      "the run by a clock instead.")]
+
+    def fmt(x: float | None) -> str:
+        return "" if x is None else f"{x:.1f} s"
+
+    rows = [[k, "" if v["share"] is None else f"{v['share']:g}", fmt(v["planned_s"]), fmt(v["spent_s"])]
+            for k, v in tm["stages"].items() if k in IN_BUDGET]
+    rows.append(["total (budget)", "1", fmt(tm["budget_s"]), fmt(tm["spent_s"])])
+    rows += [[k, "outside", "", fmt(v["spent_s"])] for k, v in tm["stages"].items() if k not in IN_BUDGET]
+    return [("h", 2, "Time"),
+            ("p", f"Sized by a time budget of {format_duration(tm['budget_s'])} (`run.time = \"{tm['budget']}\"`) "
+                  "up to the fine-tuned model: each training stage measured its throughput on a few probe steps, "
+                  "planned its steps to end at its share's deadline (the cosine schedule spans exactly those "
+                  "steps) and stops at a hard deadline; the search planned its candidates from the seconds per "
+                  "candidate. `train.epochs`, `search.candidates` and `finetune.epochs` were ignored. Each stage "
+                  "gets its share of what is left when it starts, so unused time rolls over. Export and profile "
+                  "run outside the budget."),
+            ("table", ["stage", "share", "planned", "spent"], rows)]
 
 
 def _selection_text(search: Mapping[str, Any]) -> str:
@@ -208,7 +279,8 @@ def reproduce_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
     return " ".join(shlex.quote(str(c)) for c in cmd)
 
 
-def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
+def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], title: str = "tinynas run",
+                 command: str | None = None) -> list[Block]:
     prof = _read(out / "profile" / "profile.json")
     space = _read(out / "space" / "space.json")
     search = _read(out / "search" / "search.json")
@@ -216,7 +288,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
     exp = _read(out / "export" / "export.json")
     verdict = "FITS" if summary["fits"] else "DOES NOT FIT"
     blocks: list[Block] = [
-        ("h", 1, f"tinynas run: {board.name} ({board.id})"),
+        ("h", 1, f"{title}: {board.name} ({board.id})"),
         ("p", f"Verdict: {verdict}. int8 top-1 {_pct(summary['accuracy_int8'] or 0)} in TFLM "
               f"(float {_pct(summary['accuracy_float'] or 0)}), arena {summary['arena_bytes']:,} B, "
               f"flash {summary['flash_bytes']:,} B, {summary['latency_ms']:.2f} ms estimated, "
@@ -241,8 +313,11 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
     if train:
         hist = train.get("history", train if isinstance(train, list) else [])
         last = hist[-1] if hist else {}
+        tp = train.get("time") if isinstance(train, dict) else None
+        plan = (f"{tp['steps']} of {tp['planned_steps']} steps planned from {tp['images_per_s']:.0f} img/s for "
+                f"{format_duration(tp['budget_s'])} ({len(hist)} epochs, the last may be partial); ") if tp else ""
         blocks += [("h", 2, "Supernet training"),
-                   ("p", f"{len(hist)} epochs of single-path one-shot training; last epoch: "
+                   ("p", f"{plan}{len(hist)} epochs of single-path one-shot training; last epoch: "
                          + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in last.items() if isinstance(v, (int, float))) + "."),
                    ("img", "supernet/train_curve.png", "supernet training curves")]
@@ -253,14 +328,16 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
                          f"{_pct(search.get('best', {}).get('accuracy', 0))}. {_selection_text(search)}"),
                    ("img", "search/pareto.png", "accuracy against latency, SRAM as colour")]
     if summary.get("arch"):
-        blocks += [("h", 2, "Winning architecture"),
+        blocks += [("h", 2, "Winning architecture" if search else "Architecture"),
                    ("table", ["block", "op", "channels", "stride", "output", "residual"], arch_rows(summary["arch"]))]
     blocks += [("h", 2, "Accuracy"),
-               ("table", ["", "top-1"], [
+               ("table", ["", "top-1"], ([
                    ["supernet, inherited weights (search, on the holdout it chose on)",
                     _pct(summary.get("accuracy_supernet") or 0)],
                    ["inherited weights, BN recalibrated (validation)", _pct(summary.get("accuracy_inherited") or 0)],
-                   ["fine-tuned float (PyTorch)", _pct(summary["accuracy_float"] or 0)],
+               ] if search else []) + [
+                   ["trained float (PyTorch)" if not search else "fine-tuned float (PyTorch)",
+                    _pct(summary["accuracy_float"] or 0)],
                    ["int8 (TFLM)", _pct(summary["accuracy_int8"] or 0)]]),
                ("p", f"TFLM and LiteRT (reference kernels) agree on "
                      f"{_pct(exp.get('tflm_litert_identical_fraction', 0) or 0)} of validation inputs "
@@ -272,6 +349,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
                      f"{prof['cmsis_scratch_bytes']:,} B); measured {prof.get('arena_bytes_measured') or 0:,} B "
                      f"in TFLM on x86-64, estimated {prof['arena_bytes_estimated']:,} B. "
                      f"Full table: `profile/profile.txt`.")]
+    blocks += _time_blocks(summary)
     blocks += [("h", 2, "Files"),
                ("ul", [f"`{k}`: `{v}`" for k, v in summary["files"].items()]),
                ("p", "The C sources (`*_model_data.cc/.h`, `*_op_resolver.h`, `*_model_settings.h`) and a "
@@ -279,18 +357,23 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any]) -> 
                      "build it. For other targets: `tinynas export export/model.tflite --target "
                      "arduino|zephyr|esp-idf|cmake --out DIR`."),
                ("h", 2, "Reproduce"),
-               ("code", reproduce_command(cfg))]
+               ("code", command or reproduce_command(cfg))]
     return blocks
 
 
-def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any]) -> dict[str, Any]:
-    """Write summary.json, report.md and report.html; returns the summary."""
+def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clock: Any = None,
+                 title: str = "tinynas run", command: str | None = None) -> dict[str, Any]:
+    """Write summary.json, report.md and report.html; returns the summary.
+
+    `clock` (the run's RunClock) supplies the budget's true spend when the run had one;
+    `title` and `command` let `tinynas baseline` write the same report for its model.
+    """
     prof = _read(out / "profile" / "profile.json")
     plot_budget(prof, out / "report_budget.png")
-    summary = build_summary(out, board, cfg, results)
-    blocks = build_blocks(out, board, cfg, summary)
+    summary = build_summary(out, board, cfg, results, getattr(clock, "spent_s", None))
+    blocks = build_blocks(out, board, cfg, summary, title, command)
     write_text(out / "report.md", to_markdown(blocks))
-    write_text(out / "report.html", to_html(blocks, out, f"tinynas run: {board.id}"))
+    write_text(out / "report.html", to_html(blocks, out, f"{title}: {board.id}"))
     summary["files"]["report_md"] = str(out / "report.md")
     summary["files"]["report_html"] = str(out / "report.html")
     write_json(out / "summary.json", summary)

@@ -9,6 +9,13 @@ supernet training from its last checkpoint.
 Under torchrun the training and search stages run on every rank (DDP and
 sharded candidate evaluation); the other stages run on rank 0 while the rest
 wait at a barrier.
+
+Under a time budget (`RunClock`) the space, supernet, search and fine-tune
+stages run on one clock: each timed stage gets its share of what is left when
+it starts (tinynas.timebudget.allot), so the space stage's seconds and any
+time a stage leaves unused roll over to the next. Stages finished in an
+earlier invocation are charged their recorded seconds. Export and profile run
+after the budget; their records say how long they took.
 """
 
 from __future__ import annotations
@@ -23,9 +30,44 @@ from typing import Any, Callable
 import numpy as np
 
 from ..atomic import write_json
-from .config import stage_hash
+from ..timebudget import Deadline, allot
+from .config import TIMED_STAGES, stage_hash
 
 ALL_RANKS = {"supernet", "search"}
+ON_THE_CLOCK = {"space", *TIMED_STAGES}  # export and profile run after the budget
+
+
+@dataclass
+class RunClock:
+    """The run's time budget: its total, the shares, and the deadline everything timed must meet.
+
+    `total_s` None means the run is sized by counts and nothing is timed.
+    """
+
+    total_s: float | None
+    shares: dict[str, float]
+    deadline: Deadline | None = None
+    spent_s: float | None = None  # set when the last timed stage ends: the budget's true spend
+
+    def close(self) -> None:
+        """Stop counting: what the budget covered ends with the fine-tuned model."""
+        if self.deadline is not None and self.spent_s is None:
+            self.spent_s = round(self.total_s - (self.deadline.at - time.monotonic()), 2)
+
+    @classmethod
+    def start(cls, total_s: float | None, shares: dict[str, float]) -> "RunClock":
+        return cls(total_s, dict(shares), Deadline.after(total_s) if total_s is not None else None)
+
+    def allot(self, stage: str) -> float | None:
+        """Seconds for `stage` now: its share of what is left (None without a budget)."""
+        if self.deadline is None:
+            return None
+        return max(allot(self.deadline.remaining(), self.shares, stage, TIMED_STAGES), 1e-3)
+
+    def charge(self, seconds: float) -> None:
+        """Take a stage finished in an earlier invocation off what is left."""
+        if self.deadline is not None:
+            self.deadline = self.deadline.sooner(seconds)
 
 
 @dataclass
@@ -41,6 +83,8 @@ class Context:
     world: int = 1
     log: Callable[[str], None] = print
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clock: RunClock = field(default_factory=lambda: RunClock(None, {}))
+    allotted: dict[str, float] = field(default_factory=dict)  # seconds given to each timed stage
 
     def stage_dir(self, name: str) -> Path:
         return self.out / name
@@ -51,34 +95,69 @@ class Context:
 
 def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     from ..space.optimize import optimize_space, plot_flops_cdf
-    from ..space.spec import load_space
+    from ..space.spec import space_for_block
 
     c, h, w = ctx.bundle.input_shape
-    base = load_space(None, input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
     sc = ctx.cfg["space"]
+    base = space_for_block(sc["block"], input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
+    cap = _trainable_macs(ctx, base)
     res = optimize_space(base, ctx.board, widths=sc["widths"] or None,
                          resolutions=_resolutions(sc, (h, w)),
                          samples=sc["samples"], rng=np.random.default_rng(ctx.cfg["run"]["seed"]),
-                         progress=ctx.rank == 0)
-    write_json(d / "space.json", res.to_json())
+                         progress=ctx.rank == 0, max_macs=None if cap is None else cap["max_macs"])
+    out = res.to_json()
+    if cap is not None:
+        out["train_cost"] = cap
+    write_json(d / "space.json", out)
     plot_flops_cdf(res, d / "flops_cdf.png")
     spec = res.chosen_spec
-    ctx.log(f"space: width {spec.width_mult} x resolution {spec.resolution[0]}x{spec.resolution[1]}")
+    ctx.log(f"space: {sc['block']} blocks, width {spec.width_mult} x resolution {spec.resolution[0]}x"
+            f"{spec.resolution[1]}, {res.chosen_row['macs_mean'] / 1e6:.1f} M MACs on average")
     return {"space_json": str(d / "space.json"), "width_mult": spec.width_mult,
-            "resolution": list(spec.resolution)}
+            "resolution": list(spec.resolution), "block": sc["block"]}
+
+
+def _trainable_macs(ctx: Context, base) -> dict[str, Any] | None:
+    """Under a time budget: the most MACs a space's subnets may average and still see
+    max(space.min_epochs epochs, space.min_images) images in the supernet's share (None without a budget).
+
+    The training cost per image is measured here on this machine (train.probe),
+    at the middle of the width grid, so the cap follows the machine and the data size.
+    """
+    from ..space.optimize import check_widths
+    from ..train.probe import probe_train_cost
+
+    if ctx.clock.total_s is None:
+        return None
+    sc, t = ctx.cfg["space"], ctx.cfg["train"]
+    widths = sorted(check_widths(sc["widths"] or list(base.widths)))
+    cost = probe_train_cost(base.with_config(width_mult=widths[len(widths) // 2]), t["batch_size"],
+                            seed=ctx.cfg["run"]["seed"])
+    seconds = ctx.clock.allot("supernet") or 0.0  # its share of what is left, as it will get it
+    n = len(ctx.bundle.train)
+    epochs = max(sc["min_epochs"], sc["min_images"] / max(n, 1))
+    cap = cost.max_trainable_macs(seconds, n, epochs)
+    ctx.log(f"space: training costs {cost.intercept_s * 1e3:.2f} ms + {cost.per_mac_s * 1e12:.1f} ms per GMAC "
+            f"per image here; {epochs:.3g} supernet epochs in {seconds:.0f} s allow "
+            f"{cap / 1e6:.1f} M MACs on average")
+    return {"max_macs": cap, "supernet_s": round(seconds, 1), "min_epochs": round(epochs, 3), **cost.to_json()}
 
 
 def _resolutions(sc: dict[str, Any], hw: tuple[int, int]) -> list[tuple[int, int]]:
     """The grid's resolutions: as configured, else the default grid up to max_upscale x the input.
 
     Upscaling buys MACs (and accuracy) at the price of training time, so the
-    small budget keeps the input size as the ceiling.
+    small budget keeps the input size as the ceiling. Inputs of at most
+    AUTO_STEM_MAX_SIDE (32) px are not scaled down either: at that size every
+    pixel carries information (CIFAR-10 at 16x16 loses points no width wins back).
     """
     from ..space.optimize import default_resolutions, scaled_hw
+    from ..space.spec import AUTO_STEM_MAX_SIDE
 
     if sc["resolutions"]:
         return [scaled_hw(hw, int(r)) for r in sc["resolutions"]]
-    return [r for r in default_resolutions(hw) if r[0] <= sc["max_upscale"] * hw[0]]
+    floor = hw[0] if max(hw) <= AUTO_STEM_MAX_SIDE else 0
+    return [r for r in default_resolutions(hw) if floor <= r[0] <= sc["max_upscale"] * hw[0]]
 
 
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
@@ -92,7 +171,8 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
                              lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
                              resume=True, progress=ctx.rank == 0, sampling=t["sampling"],
-                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"])
+                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"],
+                             time_budget_s=ctx.allotted.get("supernet"))
     return {"supernet_dir": str(d), **_scalars(summary)}
 
 
@@ -104,13 +184,14 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
                      proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
-                     prefer=s["prefer"], tie_z=s["tie_z"])
+                     prefer=s["prefer"], tie_z=s["tie_z"], time_budget_s=ctx.allotted.get("search"))
     best = res["best"]
     sel = res.get("selection") or {}
     ctx.log(f"search: winner {best['accuracy']:.4f} {sel.get('split', 'val')} accuracy (inherited weights; "
             f"cheapest of {sel.get('tied', 1)} within noise of the best), {best['macs']:,} MACs, "
             f"SRAM {best['sram_bytes']:,} B, flash {best['flash_bytes']:,} B, {best['latency_ms']:.1f} ms")
-    return {"best_arch": str(d / "best_arch.json"), "accuracy_supernet": best["accuracy"]}
+    return {"best_arch": str(d / "best_arch.json"), "accuracy_supernet": best["accuracy"],
+            "candidates": len(res["history"])}
 
 
 def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
@@ -119,17 +200,19 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
 
     f = ctx.cfg["finetune"]
     arch = load_arch(ctx.out / "search" / "best_arch.json")
-    res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, f["epochs"], lr=f["lr"],
+    res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, None if "finetune" in ctx.allotted else f["epochs"],
+                   lr=f["lr"],
                    distill=f["distill"], seed=ctx.cfg["run"]["seed"], progress=ctx.rank == 0,
                    data_meta=ctx.meta, force=True, keep_best=f["keep_best"],
                    batch_size=ctx.cfg["train"]["batch_size"],
-                   calib_images=ctx.cfg["search"]["calib_images"])
+                   calib_images=ctx.cfg["search"]["calib_images"],
+                   time_budget_s=ctx.allotted.get("finetune"))
     sel = res["selection"]
     ctx.log(f"finetune: float top-1 {res['accuracy_float']:.4f} (inherited {res['accuracy_inherited']:.4f}); "
             f"kept epoch {sel['best_epoch']} by {sel['split']} accuracy {sel['best']}"
             f"{'' if res['distill'] else ' (no distillation: ' + res['teacher']['reason'] + ')'}")
     return {"accuracy_float": res["accuracy_float"], "accuracy_inherited": res["accuracy_inherited"],
-            "best_epoch": sel["best_epoch"]}
+            "best_epoch": sel["best_epoch"], "steps": res["steps"], "planned_steps": res["planned_steps"]}
 
 
 def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
@@ -191,6 +274,32 @@ def _finished(marker: Path, h: str) -> dict[str, Any] | None:
     return rec if rec.get("hash") == h else None
 
 
+def _agreed(ctx: Context, seconds: float) -> float:
+    """Rank 0's allotment on every rank: all ranks must plan the same steps and candidates."""
+    if ctx.world == 1:
+        return seconds
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([seconds], dtype=torch.float64)
+    dist.broadcast(t, 0)
+    return float(t[0])
+
+
+def _time_record(ctx: Context, name: str, spent: float) -> dict[str, Any]:
+    """A stage's planned and spent seconds (planned only for the timed stages), for the report."""
+    if ctx.clock.total_s is None:
+        return {}
+    if name not in ON_THE_CLOCK:
+        ctx.log(f"{name}: {spent:.1f} s, outside the time budget")
+        return {"spent_s": round(spent, 2), "in_budget": False}
+    planned = ctx.allotted.get(name)
+    if planned is not None:
+        ctx.log(f"{name}: spent {spent:.1f} s of {planned:.1f} s planned")
+    return {"planned_s": None if planned is None else round(planned, 2), "spent_s": round(spent, 2),
+            "share": ctx.clock.shares.get(name), "in_budget": True}
+
+
 def _barrier(ctx: Context) -> None:
     if ctx.world > 1:
         import torch.distributed as dist
@@ -216,7 +325,11 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
         if done is not None:
             ctx.log(f"{name}: finished earlier ({done['wall_s']} s), skipped")
             ctx.results[name] = done
+            if name in ON_THE_CLOCK:
+                ctx.clock.charge(done["wall_s"])
             up = h
+            if name == TIMED_STAGES[-1]:
+                ctx.clock.close()
             continue
         stale = marker.exists()  # finished with other options: start over
         if ctx.rank == 0:
@@ -227,13 +340,18 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
         else:
             ctx.log(f"{name}: running")
         t0 = time.time()
+        if name in TIMED_STAGES and ctx.clock.total_s is not None:
+            ctx.allotted[name] = _agreed(ctx, ctx.clock.allot(name))
         result: dict[str, Any] = {}
         if ctx.rank == 0 or name in ALL_RANKS:
             result = fn(ctx, d)
-        rec = {"stage": name, "hash": h, "wall_s": round(time.time() - t0, 1), "result": result}
+        rec = {"stage": name, "hash": h, "wall_s": round(time.time() - t0, 1), "result": result,
+               **_time_record(ctx, name, time.time() - t0)}
         if ctx.rank == 0:
             write_json(marker, rec)
         _barrier(ctx)
         ctx.results[name] = rec
         up = h
+        if name == TIMED_STAGES[-1]:
+            ctx.clock.close()
     return ctx.results

@@ -17,7 +17,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import UserError
+from ..space.arch import smallest_arch
 from ..space.spec import SpaceSpec
+from ..timebudget import Deadline, Spend, format_duration, plan_steps
 from .aging import run_aging
 from .budget import Archive
 from .evolution import run_evolution
@@ -52,8 +54,12 @@ def search(spec: SpaceSpec, efficiency: Any, accuracy: Callable, *, strategy: st
            predictor: str | None = None, top_k: int = 10, progress: bool = False,
            state_path: str | os.PathLike | None = None, resume: bool = False,
            options: Mapping[str, Any] | None = None,
-           predictor_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           predictor_options: Mapping[str, Any] | None = None,
+           stop: Callable[[], bool] | None = None, chunk: int = 1) -> dict[str, Any]:
     """Run one strategy under the constraints; returns the search.json content.
+
+    `stop` (a time limit) ends the search early: it is asked between chunks
+    of `chunk` candidates and, once true, no more candidates are evaluated.
 
     `options` override the strategy's defaults (EvolutionConfig fields, aging's
     population/sample_size/batch, RLConfig fields, random's chunk);
@@ -63,7 +69,7 @@ def search(spec: SpaceSpec, efficiency: Any, accuracy: Callable, *, strategy: st
     problem = Problem(spec, efficiency, accuracy, latency_ms, latency_weight)
     check_space_fits(problem)
     bar = _progress(budget, strategy, progress)
-    archive = Archive(problem, budget, strategy, on_eval=bar)
+    archive = Archive(problem, budget, strategy, on_eval=bar, stop=stop, chunk=chunk)
     rng = np.random.default_rng(seed)
     screen = _screen(spec, seed, predictor_options) if predictor else None
     t0 = time.perf_counter()
@@ -184,6 +190,55 @@ def _load(supernet, data: str | None, bundle, device):
     return sn, spec, bundle, str(supernet)
 
 
+SEARCH_WRITE_S = 1.5  # search.json and the Pareto plot
+FINALISTS_EST = 5  # finalists beyond top_k that may tie with the best (Pareto front), for the time plan
+
+
+def _agreed_max(x: float) -> float:
+    """The largest `x` over ranks, so every rank of a sharded search takes the same decision."""
+    from ..train.loop import agree_max  # here: tinynas.train imports tinynas.supernet, which is heavy
+
+    return agree_max(x)
+
+
+def _agreed_min(x: float) -> float:
+    return -_agreed_max(-x)
+
+
+def _plan_search(sn, spec: SpaceSpec, acc_fn: Callable, proxy_ratio: float, deadline: Deadline, top_k: int,
+                 say: bool) -> tuple[int, Deadline, dict[str, float]]:
+    """(candidates, evaluation deadline, figures) from the measured seconds per candidate.
+
+    Three probe evaluations (the first also builds the cached calibration and
+    validation batches, so it is not timed; the largest and the smallest
+    subnet bracket a typical candidate) give the seconds per candidate;
+    the finalists' re-ranking on the full split (`proxy_ratio` times dearer per
+    candidate) and the writing are kept back from the evaluation deadline.
+    """
+    small, large = smallest_arch(spec), sn.largest()
+    acc_fn([small])
+    t0 = time.perf_counter()
+    acc_fn([large, small])
+    cand_s = _agreed_max((time.perf_counter() - t0) / 2)
+    full_s = cand_s * proxy_ratio if proxy_ratio else 0.0
+    reserve = (top_k + FINALISTS_EST) * full_s + SEARCH_WRITE_S
+    evals_until = deadline.sooner(reserve)
+    n = plan_steps(_agreed_min(evals_until.remaining()), cand_s, 1)
+    if say:
+        print(f"search: {n} candidates planned from {cand_s:.2f} s per candidate for "
+              f"{format_duration(deadline.remaining())}", file=sys.stderr, flush=True)
+    return n, evals_until, {"candidate_s": round(cand_s, 4), "full_candidate_s": round(full_s, 4),
+                            "reserve_s": round(reserve, 2)}
+
+
+def _fit_pool(pool: list[dict[str, Any]], deadline: Deadline | None, full_s: float) -> list[dict[str, Any]]:
+    """The best finalists that can be re-scored before the deadline (at least the best one)."""
+    if deadline is None or not full_s or not pool:
+        return pool
+    n = int(_agreed_min(max(deadline.remaining() - SEARCH_WRITE_S, 0.0)) / full_s)
+    return pool[:max(1, n)]
+
+
 def _rank() -> int:
     import torch.distributed as dist
 
@@ -196,8 +251,15 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
                proxy_images: int | None = None, top_k: int = 10, data: str | None = None,
                bundle: Any = None, device: str | None = "auto", resume: bool = False, force: bool = False, progress: bool = True,
                options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
-               prefer: str = "efficient", tie_z: float = 1.0) -> dict[str, Any]:
+               prefer: str = "efficient", tie_z: float = 1.0,
+               time_budget_s: float | None = None) -> dict[str, Any]:
     """Search a trained supernet for `board`; rank 0 writes out_dir; returns the search.json content.
+
+    With `time_budget_s` (counted from this call) `budget` is ignored: the
+    candidate count (and so the evolution's population) is planned from the
+    measured seconds per candidate, evaluation stops at the deadline less the
+    time kept for re-ranking the finalists, and the re-ranking takes only as
+    many finalists as still fit. search.json `time` records the plan.
 
     `supernet` is a train-supernet directory (its data record reloads the
     split unless `bundle` is given; `data` points at a moved copy of the data;
@@ -211,6 +273,8 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     from ..costmodel import CostModel
     from ..supernet import SupernetEvaluator
 
+    spend = Spend.starting_now()
+    deadline = Deadline.after(time_budget_s) if time_budget_s is not None else None
     _check_args(strategy, budget, predictor)
     check_prefer(prefer, tie_z)
     out = Path(out_dir) if out_dir is not None else None
@@ -233,18 +297,46 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     state = out / RL_STATE if (out is not None and strategy == "rl") else None
     if resume and state is not None and not state.exists():
         raise UserError(f"--resume: {state} does not exist; run without --resume to start")
+    stop, plan = None, {}
+    if deadline is not None:
+        ratio = (calib_images + len(sel)) / (calib_images + proxy["images"]) if proxy else 0.0
+        budget, evals_until, plan = _plan_search(sn, spec, acc_fn, ratio, deadline, top_k, progress and _rank() == 0)
+        stop = evals_until.expired
     result = search(spec, cm, acc_fn, strategy=strategy, budget=budget, seed=seed, latency_ms=latency_ms,
                     latency_weight=latency_weight, predictor=predictor, top_k=top_k,
                     progress=progress and _rank() == 0, state_path=state, resume=resume,
-                    options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})})
+                    options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})},
+                    stop=_agreed(stop), chunk=_world())
     result.update(supernet=src, calib_images=calib_images, proxy=proxy)
     pool = finalists(result, proxy["images"] if proxy else len(sel), tie_z) if result["best"] else []
     if proxy is not None:
+        pool = _fit_pool(pool, deadline, plan.get("full_candidate_s", 0.0))
         rerank_finalists(result, pool, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight))
     if pool:
         result["best"], result["selection"] = choose_winner(pool, len(sel), prefer, tie_z)
         result["selection"]["split"] = bundle.selection_split
         result["finalists"] = pool
+    if deadline is not None:
+        result["time"] = {"budget_s": round(time_budget_s, 2), "planned_s": round(time_budget_s, 2),
+                          "planned_candidates": budget, "candidates": len(result["history"]),
+                          "finalists_rescored": len(pool) if proxy is not None else 0,
+                          "stopped_at_deadline": bool(stop is not None and stop()), **plan,
+                          "spent_s": round(spend.spent(), 2)}  # up to writing; the write is in the reserve
     if out is not None and _rank() == 0:
         result["files"] = write_outputs(out, result)
+    if deadline is not None:
+        result["time"]["spent_s"] = round(spend.spent(), 2)
     return result
+
+
+def _world() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _agreed(stop: Callable[[], bool] | None) -> Callable[[], bool] | None:
+    """`stop` as every rank sees it: true as soon as it is true on any rank."""
+    if stop is None or _world() == 1:
+        return stop
+    return lambda: _agreed_min(-float(stop())) < 0

@@ -33,9 +33,12 @@ class Archive:
     """The budget, the dedupe cache, the history and the proposal counters of one search."""
 
     def __init__(self, problem: Problem, budget: int, strategy: str,
-                 on_eval: Callable[[int, float], None] | None = None) -> None:
+                 on_eval: Callable[[int, float], None] | None = None,
+                 stop: Callable[[], bool] | None = None, chunk: int = 1) -> None:
         self.problem = problem
         self.budget = int(budget)
+        self.stop, self.chunk = stop, max(1, int(chunk))  # a time limit, checked between chunks of candidates
+        self.stopped = False
         self.strategy = strategy
         self.on_eval = on_eval
         self.history: list[dict[str, Any]] = []
@@ -52,7 +55,8 @@ class Archive:
 
     @property
     def remaining(self) -> int:
-        return max(0, self.budget - self.used)
+        """Candidates left: the count, or none once the time limit (`stop`) has said so."""
+        return 0 if self.stopped else max(0, self.budget - self.used)
 
     @property
     def exhausted(self) -> bool:
@@ -130,13 +134,29 @@ class Archive:
             elif len(todo) < self.remaining and k not in taken:
                 todo.append(i)
                 taken.add(k)
-        if todo:
-            out[todo] = self._run(batch.take(todo), [keys[i] for i in todo], step,
-                                  {k: np.asarray(v)[todo] for k, v in (extra or {}).items()})
+        for part in self._chunks(todo):
+            out[part] = self._run(batch.take(part), [keys[i] for i in part], step,
+                                  {k: np.asarray(v)[part] for k, v in (extra or {}).items()})
         for i, k in enumerate(keys):  # duplicates inside the batch share the new value
             if np.isnan(out[i]) and k in self._fitness:
                 out[i] = self._fitness[k]
         return out
+
+    def _chunks(self, todo: list[int]):
+        """All of `todo` at once without a time limit; else chunk by chunk until `stop` says time is up.
+
+        Rows never evaluated stay NaN, exactly like rows cut by the count. The
+        first chunk always runs, so a search that started has a winner.
+        """
+        if self.stop is None:
+            if todo:
+                yield todo
+            return
+        for i in range(0, len(todo), self.chunk):
+            if self.stopped or (self.used and self.stop()):
+                self.stopped = True
+                return
+            yield todo[i:i + self.chunk]
 
     def _run(self, b: CostBatch, keys: list[bytes], step: int, extra: Mapping[str, np.ndarray]) -> np.ndarray:
         archs = [self.problem.arch(g, r) for g, r in zip(b.genomes, b.res)]

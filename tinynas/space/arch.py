@@ -20,6 +20,22 @@ Block layout, fixed by the space: the first block has expand ratio 1 (depthwise
 even at expand ratio 1, so that a weight-sharing supernet can slice any subnet
 out of one set of tensors.
 
+Block types. A stage may name its block type with `"block"` (omitted means
+"mb", so archs written before block types keep their hash):
+
+    mb     1x1 expand (ReLU6), kxk depthwise (ReLU6), 1x1 linear project
+    fused  kxk conv to cin * expand (ReLU6), 1x1 linear project (fused-MBConv)
+    res    kxk conv to cout * expand (ReLU6), kxk linear conv; a stride or width
+           change adds a 1x1 linear projection shortcut (ResNet basic block)
+    ds     kxk depthwise (ReLU6), 1x1 pointwise (ReLU6); expand must be 1 (DS-CNN)
+
+Every type adds its input back (identity shortcut) when stride is 1 and the
+width is unchanged. `"first_block": null` drops the first block, as ResNet-8
+and DS-CNN have none. A search space (`SpaceSpec.block`) holds one type, "mb",
+"fused" or "res", in every stage, always after a first block; "ds" blocks and
+a missing first block describe hand-designed baselines (`tinynas.baselines`)
+that export and profile through the same chain.
+
 The genome is the search's view: a fixed-length int vector
 `[depth index per stage | kernel index per (stage, slot) | expand index per (stage, slot)]`
 with `spec.max_depth` slots per stage; slots past a stage's depth are inactive
@@ -39,13 +55,14 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import UserError
-from .spec import (SpaceSpec, check_int, check_list, check_mapping, check_odd, check_positive,
+from .spec import (BLOCK_TYPES, SpaceSpec, check_int, check_list, check_mapping, check_odd, check_positive,
                    check_stride, clamp_stride, fmt_choices, is_int, same_out)
 
 Arch = dict[str, Any]
 
 ARCH_VERSION = 1
 HEAD = "avgpool-linear"
+DEFAULT_BLOCK = "mb"
 FIRST_BLOCK_KERNEL = 3
 GENOME_DTYPE = np.int8  # a million 54-slot genomes fit in 54 MB
 
@@ -60,7 +77,7 @@ def _check_choice(v: Any, path: str, choices: tuple[int, ...]) -> None:
         raise UserError(f"{path}: {v!r} is not one of {fmt_choices(choices)}")
 
 
-def _check_block(b: Any, p: str, spec: SpaceSpec | None) -> dict[str, int]:
+def _check_block(b: Any, p: str, spec: SpaceSpec | None, kind: str = DEFAULT_BLOCK) -> dict[str, int]:
     check_mapping(b, p, {"kernel", "expand"})
     for k in ("kernel", "expand"):
         if k not in b:
@@ -68,19 +85,33 @@ def _check_block(b: Any, p: str, spec: SpaceSpec | None) -> dict[str, int]:
     if spec is not None:  # the space's own lists make the clearest message
         _check_choice(b["kernel"], f"{p}.kernel", spec.kernels)
         _check_choice(b["expand"], f"{p}.expand", spec.expand_ratios)
-    return {"kernel": check_odd(b["kernel"], f"{p}.kernel"),
-            "expand": check_int(b["expand"], f"{p}.expand")}
+    out = {"kernel": check_odd(b["kernel"], f"{p}.kernel"),
+           "expand": check_int(b["expand"], f"{p}.expand")}
+    if kind == "ds" and out["expand"] != 1:
+        raise UserError(f"{p}.expand: {out['expand']!r} is not 1 (a \"ds\" block has no expansion)")
+    return out
 
 
 def _check_stage(s: Any, p: str, spec: SpaceSpec | None) -> dict[str, Any]:
-    check_mapping(s, p, {"channels", "stride", "blocks"})
+    check_mapping(s, p, {"channels", "stride", "blocks", "block"})
     for k in ("channels", "stride", "blocks"):
         if k not in s:
             raise UserError(f"{p}.{k}: missing")
+    kind = s.get("block", DEFAULT_BLOCK)
+    if kind not in BLOCK_TYPES:
+        raise UserError(f"{p}.block: {kind!r} is not one of [{','.join(BLOCK_TYPES)}]")
     blocks = check_list(s["blocks"], f"{p}.blocks")
-    return {"channels": check_int(s["channels"], f"{p}.channels"),
-            "stride": check_stride(s["stride"], f"{p}.stride"),
-            "blocks": [_check_block(b, f"{p}.blocks[{j}]", spec) for j, b in enumerate(blocks)]}
+    out = {"channels": check_int(s["channels"], f"{p}.channels"),
+           "stride": check_stride(s["stride"], f"{p}.stride"),
+           "blocks": [_check_block(b, f"{p}.blocks[{j}]", spec, kind) for j, b in enumerate(blocks)]}
+    if kind != DEFAULT_BLOCK:  # omitted for "mb": archs from before block types keep their hash
+        out["block"] = kind
+    return out
+
+
+def block_type(stage: Mapping) -> str:
+    """A normalized stage's block type ("mb" when the field is omitted)."""
+    return stage.get("block", DEFAULT_BLOCK)
 
 
 def _check_structure(d: Any, spec: SpaceSpec | None = None) -> Arch:
@@ -97,9 +128,11 @@ def _check_structure(d: Any, spec: SpaceSpec | None = None) -> Arch:
     if len(inp) != 3:
         raise UserError(f"input: expected [C, H, W], got {len(inp)} values")
     check_mapping(d["stem"], "stem", {"channels", "stride"})
-    check_mapping(d["first_block"], "first_block", {"channels"})
+    first = d["first_block"]
+    if first is not None:
+        check_mapping(first, "first_block", {"channels"})
     for p, m, k in (("stem", d["stem"], "channels"), ("stem", d["stem"], "stride"),
-                    ("first_block", d["first_block"], "channels")):
+                    ("first_block", first or {"channels": 0}, "channels")):
         if k not in m:
             raise UserError(f"{p}.{k}: missing")
     return {
@@ -109,7 +142,8 @@ def _check_structure(d: Any, spec: SpaceSpec | None = None) -> Arch:
         "width_mult": check_positive(d["width_mult"], "width_mult"),
         "stem": {"channels": check_int(d["stem"]["channels"], "stem.channels"),
                  "stride": check_stride(d["stem"]["stride"], "stem.stride")},
-        "first_block": {"channels": check_int(d["first_block"]["channels"], "first_block.channels")},
+        "first_block": None if first is None else
+        {"channels": check_int(first["channels"], "first_block.channels")},
         "stages": [_check_stage(s, f"stages[{i}]", spec)
                    for i, s in enumerate(check_list(d["stages"], "stages"))],
         "head": HEAD,
@@ -131,11 +165,11 @@ class Skeleton:
 def skeleton(spec: SpaceSpec) -> Skeleton:
     """Widths after the multiplier and strides after clamping, from the spec alone."""
     hw = spec.resolution
-    stem_stride = clamp_stride(spec.effective_stem_stride, hw)
+    stem_stride = clamp_stride(spec.effective_stem_stride, hw, spec.min_feature_side)
     hw = (same_out(hw[0], stem_stride), same_out(hw[1], stem_stride))
     strides = []
     for st in spec.stages:
-        s = clamp_stride(st.stride, hw)
+        s = clamp_stride(st.stride, hw, spec.min_feature_side)
         strides.append(s)
         hw = (same_out(hw[0], s), same_out(hw[1], s))
     return Skeleton(input=spec.input_shape, stem_channels=spec.scaled(spec.stem_channels),
@@ -158,6 +192,12 @@ def _check_against(a: Arch, spec: SpaceSpec) -> None:
         raise _mismatch("num_classes", a["num_classes"], spec.num_classes, "from the space")
     if a["width_mult"] != spec.width_mult:
         raise _mismatch("width_mult", a["width_mult"], spec.width_mult, "from the space")
+    if a["first_block"] is None:
+        raise UserError("first_block: null does not match the space (its subnets all have a first block)")
+    for i, st in enumerate(a["stages"]):
+        if block_type(st) != spec.block:
+            raise UserError(f"stages[{i}].block: {block_type(st)!r} does not match the space "
+                            f"(its stages hold {spec.block!r} blocks)")
     for path, got, want, why in (
             ("stem.channels", a["stem"]["channels"], sk.stem_channels, at),
             ("stem.stride", a["stem"]["stride"], sk.stem_stride, "for this input size"),
@@ -212,7 +252,8 @@ def arch_from_choices(spec: SpaceSpec, depths: Sequence[int], kernels: Sequence[
         if len(kernels[i]) < d or len(expands[i]) < d:
             raise UserError(f"kernels[{i}]/expands[{i}]: need {d} values for depth {d}")
         blocks = [{"kernel": int(kernels[i][j]), "expand": int(expands[i][j])} for j in range(d)]
-        stages.append({"channels": sk.stage_channels[i], "stride": sk.stage_strides[i], "blocks": blocks})
+        stages.append({"channels": sk.stage_channels[i], "stride": sk.stage_strides[i], "blocks": blocks,
+                       "block": spec.block})
     arch = {"version": ARCH_VERSION, "input": list(sk.input), "num_classes": spec.num_classes,
             "width_mult": spec.width_mult,
             "stem": {"channels": sk.stem_channels, "stride": sk.stem_stride},
@@ -307,8 +348,15 @@ class ConvLayer:
 @dataclass(frozen=True)
 class BlockLayers:
     name: str  # "first_block" or "stages.i.blocks.j"
-    convs: tuple[ConvLayer, ...]  # (expand,) dw, project
-    residual: bool
+    convs: tuple[ConvLayer, ...]  # the main path in order, e.g. (expand,) dw, project
+    residual: bool  # identity shortcut: output = input + main path
+    kind: str = DEFAULT_BLOCK
+    shortcut: ConvLayer | None = None  # projection shortcut: output = shortcut(input) + main path
+
+    @property
+    def adds(self) -> bool:
+        """Whether the block ends with an ADD (identity or projection shortcut)."""
+        return self.residual or self.shortcut is not None
 
 
 @dataclass(frozen=True)
@@ -321,10 +369,12 @@ class LayerPlan:
     num_classes: int
 
     def convs(self) -> Iterator[ConvLayer]:
-        """Every conv in execution order."""
+        """Every conv in execution order (a projection shortcut after its block's main path)."""
         yield self.stem
         for b in self.blocks:
             yield from b.convs
+            if b.shortcut is not None:
+                yield b.shortcut
 
 
 def _conv(name: str, kind: str, cin: int, cout: int, k: int, s: int,
@@ -336,15 +386,30 @@ def _conv(name: str, kind: str, cin: int, cout: int, k: int, s: int,
 
 
 def _block(name: str, cin: int, cout: int, k: int, expand: int | None, s: int,
-           hw: tuple[int, int]) -> BlockLayers:
-    convs = []
-    mid = cin
-    if expand is not None:
-        mid = cin * expand
-        convs.append(_conv(f"{name}.expand", "conv", cin, mid, 1, 1, hw, True))
-    dw = _conv(f"{name}.dw", "dw", mid, mid, k, s, hw, True)
-    convs += [dw, _conv(f"{name}.project", "conv", mid, cout, 1, 1, dw.out_hw, False)]
-    return BlockLayers(name=name, convs=tuple(convs), residual=s == 1 and cin == cout)
+           hw: tuple[int, int], kind: str = DEFAULT_BLOCK) -> BlockLayers:
+    """One block's convs; `expand` None is the first block (no expand conv)."""
+    if kind == "fused":
+        ex = _conv(f"{name}.expand", "conv", cin, cin * expand, k, s, hw, True)
+        convs = [ex, _conv(f"{name}.project", "conv", ex.out_channels, cout, 1, 1, ex.out_hw, False)]
+    elif kind == "res":
+        c1 = _conv(f"{name}.conv1", "conv", cin, cout * expand, k, s, hw, True)
+        convs = [c1, _conv(f"{name}.conv2", "conv", c1.out_channels, cout, k, 1, c1.out_hw, False)]
+    elif kind == "ds":
+        dw = _conv(f"{name}.dw", "dw", cin, cin, k, s, hw, True)
+        convs = [dw, _conv(f"{name}.project", "conv", cin, cout, 1, 1, dw.out_hw, True)]
+    else:
+        convs = []
+        mid = cin
+        if expand is not None:
+            mid = cin * expand
+            convs.append(_conv(f"{name}.expand", "conv", cin, mid, 1, 1, hw, True))
+        dw = _conv(f"{name}.dw", "dw", mid, mid, k, s, hw, True)
+        convs += [dw, _conv(f"{name}.project", "conv", mid, cout, 1, 1, dw.out_hw, False)]
+    residual = s == 1 and cin == cout
+    shortcut = None
+    if kind == "res" and not residual:
+        shortcut = _conv(f"{name}.shortcut", "conv", cin, cout, 1, s, hw, False)
+    return BlockLayers(name=name, convs=tuple(convs), residual=residual, kind=kind, shortcut=shortcut)
 
 
 def layer_plan(arch: Mapping) -> LayerPlan:
@@ -352,13 +417,16 @@ def layer_plan(arch: Mapping) -> LayerPlan:
     a = validate_arch(arch)
     c, h, w = a["input"]
     stem = _conv("stem", "conv", c, a["stem"]["channels"], 3, a["stem"]["stride"], (h, w), True)
-    cout = a["first_block"]["channels"]
-    blocks = [_block("first_block", stem.out_channels, cout, FIRST_BLOCK_KERNEL, None, 1, stem.out_hw)]
-    hw, cin = blocks[0].convs[-1].out_hw, cout
+    blocks = []
+    hw, cin = stem.out_hw, stem.out_channels
+    if a["first_block"] is not None:
+        cout = a["first_block"]["channels"]
+        blocks.append(_block("first_block", cin, cout, FIRST_BLOCK_KERNEL, None, 1, hw))
+        hw, cin = blocks[0].convs[-1].out_hw, cout
     for i, st in enumerate(a["stages"]):
         for j, b in enumerate(st["blocks"]):
             blk = _block(f"stages.{i}.blocks.{j}", cin, st["channels"], b["kernel"], b["expand"],
-                         st["stride"] if j == 0 else 1, hw)
+                         st["stride"] if j == 0 else 1, hw, block_type(st))
             blocks.append(blk)
             hw, cin = blk.convs[-1].out_hw, st["channels"]
     return LayerPlan(input=(c, h, w), stem=stem, blocks=tuple(blocks), feature_channels=cin,

@@ -8,6 +8,8 @@ converter in tests/test_graph_builder.py, TF 2.21):
     CONV_2D(stem, RELU6)
     DEPTHWISE_CONV_2D(RELU6), CONV_2D(linear)              first block
     per stage block: CONV_2D(RELU6), DEPTHWISE_CONV_2D(RELU6), CONV_2D(linear)[, ADD]
+        (other block types: their main path's convs, then a projection
+        shortcut's CONV_2D if any, then ADD; see `arch` for the types)
     MEAN(axis=[1,2], keep_dims=False)                       global average pool
     FULLY_CONNECTED                                         logits
 
@@ -126,9 +128,10 @@ def _body(b: _Builder, plan: LayerPlan, x: Tensor) -> Tensor:
         y = x
         for layer in block.convs:
             y = _conv(b, layer, y)
-        if block.residual:
+        if block.adds:
+            skip = x if block.shortcut is None else _conv(b, block.shortcut, x)
             out = b.act(f"{block.name}/add", y.shape)
-            b.ops.append(("ADD", [x, y], out, _options("AddOptionsT")))
+            b.ops.append(("ADD", [skip, y], out, _options("AddOptionsT")))
             y = out
         x = y
     return x

@@ -50,7 +50,10 @@ def _forward(plan: LayerPlan, x: Any, keras: Any) -> Any:
         y = x
         for conv in block.convs:
             y = _conv_bn(y, conv, keras)
-        x = keras.layers.Add(name=f"{block.name}.add")([x, y]) if block.residual else y
+        if block.shortcut is not None:
+            x = keras.layers.Add(name=f"{block.name}.add")([_conv_bn(x, block.shortcut, keras), y])
+        else:
+            x = keras.layers.Add(name=f"{block.name}.add")([x, y]) if block.residual else y
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.layers.Dense(plan.num_classes, name="classifier")(x)
 

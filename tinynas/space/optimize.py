@@ -11,6 +11,12 @@ The same N genomes are scored in every space (the genome layout does not
 depend on width or resolution): paired samples make the comparison between
 spaces less noisy than independent draws would, at no cost in uniformity.
 
+Under a compute budget (`max_macs`, which `tinynas run --time` derives from
+the time it gives the supernet and the training throughput it measures), a
+space whose fitting subnets average more MACs than the budget can train is
+not eligible either: more compute only buys accuracy if there is time to
+train it. If every space is over, the one with the fewest MACs is chosen.
+
 The stem stride is pinned to what the input size implies (see pinned_stem).
 Non-square inputs keep their aspect ratio: the grid runs over the first side
 (H) and W follows as round(r * W / H).
@@ -114,6 +120,7 @@ class SpaceResult:
     seed: int | None = None
     min_fit_fraction: float = MIN_FIT_FRACTION
     min_needed: dict[str, int] = field(default_factory=dict)
+    max_macs: float | None = None
 
     @property
     def chosen_row(self) -> dict[str, Any]:
@@ -155,7 +162,7 @@ class SpaceResult:
                 "chosen": {"width_mult": row["width_mult"], "resolution": list(row["resolution"])},
                 "space": self.chosen_spec.to_dict(), "table": self.table, "samples": self.samples,
                 "seed": self.seed, "min_fit_fraction": self.min_fit_fraction,
-                "min_needed": self.min_needed}
+                "min_needed": self.min_needed, "max_macs": self.max_macs}
 
 
 def _res(hw: Sequence[int]) -> str:
@@ -181,13 +188,20 @@ def _row(width: float, hw: tuple[int, int], macs: np.ndarray, sram: np.ndarray, 
             "min_sram_bytes": int(sram.min()), "min_flash_bytes": int(flash.min())}
 
 
-def choose(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTION) -> int | None:
+def choose(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTION,
+           max_macs: float | None = None) -> int | None:
     """Index of the row with the largest mean MACs of fitting subnets among rows where
-    at least `min_fit_fraction` of the samples fit; ties go to the larger fitting fraction,
-    then to the smaller resolution and width (cheaper to train)."""
+    at least `min_fit_fraction` of the samples fit (and, given `max_macs`, whose mean is
+    within it; if none is, the row with the smallest mean); ties go to the larger fitting
+    fraction, then to the smaller resolution and width (cheaper to train)."""
     ok = [i for i, r in enumerate(table) if r["fitting"] and r["fit_fraction"] >= min_fit_fraction]
     if not ok:
         return None
+    if max_macs is not None:
+        within = [i for i in ok if table[i]["macs_mean"] <= max_macs]
+        if not within:
+            return min(ok, key=lambda i: (table[i]["macs_mean"], -table[i]["fit_fraction"]))
+        ok = within
     return max(ok, key=lambda i: (table[i]["macs_mean"], table[i]["fit_fraction"],
                                   -table[i]["resolution"][0], -table[i]["width_mult"]))
 
@@ -195,7 +209,8 @@ def choose(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTI
 def optimize_space(spec: SpaceSpec, board: Any, widths: Sequence[float] | None = None,
                    resolutions: Sequence[tuple[int, int]] | None = None, samples: int = 1000,
                    rng: np.random.Generator | None = None, progress: bool = True, lut: Any = None,
-                   min_fit_fraction: float = MIN_FIT_FRACTION, raise_if_none: bool = True) -> SpaceResult:
+                   min_fit_fraction: float = MIN_FIT_FRACTION, raise_if_none: bool = True,
+                   max_macs: float | None = None) -> SpaceResult:
     """Score every (width, resolution) of the grid on `board` and choose one (see module doc).
 
     widths/resolutions default to the spec's grid (spec.widths, spec.resolutions),
@@ -230,8 +245,8 @@ def optimize_space(spec: SpaceSpec, board: Any, widths: Sequence[float] | None =
             bar.update(1)
     bar.close()
     res = SpaceResult(board=board, base=spec, widths=widths, resolutions=resolutions, table=table,
-                      macs_fitting=macs_fit, samples=samples, chosen=choose(table, min_fit_fraction),
-                      min_fit_fraction=min_fit_fraction, min_needed=need)
+                      macs_fitting=macs_fit, samples=samples, chosen=choose(table, min_fit_fraction, max_macs),
+                      min_fit_fraction=min_fit_fraction, min_needed=need, max_macs=max_macs)
     if res.chosen is None and raise_if_none:
         raise UserError(res.no_fit_message())
     return res

@@ -1,4 +1,4 @@
-"""The search space as data: what an MBConv supernet may contain.
+"""The search space as data: what an MBConv (or fused-MBConv, or residual conv) supernet may contain.
 
 A `SpaceSpec` fixes everything that is *not* searched per subnet: the input
 (channels, resolution), the class count, the width multiplier, the stem, the
@@ -23,6 +23,8 @@ from typing import Any, Mapping
 from ..errors import UserError
 
 DEFAULT_SPACE_PATH = Path(__file__).with_name("default_space.json")
+BLOCK_TYPES = ("mb", "fused", "res", "ds")  # every type an arch may hold (see arch's module doc)
+SPACE_BLOCK_TYPES = ("mb", "fused", "res")  # types a search space may be made of
 AUTO_STEM_MAX_SIDE = 32  # inputs no larger than this keep full resolution in the stem
 
 
@@ -43,15 +45,20 @@ def same_out(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
-def clamp_stride(stride: int, hw: tuple[int, int]) -> int:
+def clamp_stride(stride: int, hw: tuple[int, int], min_side: int = 1) -> int:
     """The stride a stage really uses on an incoming map of size `hw`.
 
     With 'same' padding a stride never takes a map below 1x1 (ceil(1/2) = 1),
     so tiny inputs such as 1x49x10 MFCCs stay valid; on a map that is already
     1x1 a stride of 2 would change nothing but the bookkeeping, so it becomes 1.
-    Non-square maps keep the stride while either side is > 1.
+    Non-square maps keep the stride while either side is > 1. With `min_side`
+    (the space's `min_feature_side`) a stride that would take the shorter side
+    below it becomes 1 too: the input size decides how many stages downsample,
+    so a 32x32 input can stop at 8x8 as ResNet-8 does instead of 2x2.
     """
-    return 1 if hw == (1, 1) else stride
+    if hw == (1, 1) or (stride > 1 and min_side > 1 and same_out(min(hw), stride) < min_side):
+        return 1
+    return stride
 
 
 # ---------------------------------------------------------------- field checks
@@ -146,6 +153,8 @@ class SpaceSpec:
 
     stages: tuple[StageSpec, ...]
     name: str = "mcunet-mbconv"
+    block: str = "mb"  # the block type of every stage block: mb, fused or res
+    min_feature_side: int = 1  # no stride below this map side (1: downsample while the map allows)
     input_channels: int = 3
     resolution: tuple[int, int] = (32, 32)
     num_classes: int = 10
@@ -243,11 +252,15 @@ def spec_from_dict(d: Mapping, source: str = "space") -> SpaceSpec:
         stem_stride = check_stride(stem_stride, f"{src}: stem_stride")
     if not isinstance(m["name"], str) or not m["name"]:
         raise UserError(f"{src}: name: expected a non-empty string")
+    if m["block"] not in SPACE_BLOCK_TYPES:
+        raise UserError(f"{src}: block: {m['block']!r} is not one of [{','.join(SPACE_BLOCK_TYPES)}]")
     resolutions = tuple(check_hw(r, f"{src}: resolutions[{i}]")
                         for i, r in enumerate(check_list(m["resolutions"], f"{src}: resolutions", True)))
     return SpaceSpec(
         stages=_stages(m["stages"], src),
         name=m["name"],
+        block=m["block"],
+        min_feature_side=check_int(m["min_feature_side"], f"{src}: min_feature_side"),
         input_channels=check_int(m["input_channels"], f"{src}: input_channels"),
         resolution=check_hw(m["resolution"], f"{src}: resolution"),
         num_classes=check_int(m["num_classes"], f"{src}: num_classes"),
@@ -302,6 +315,31 @@ def load_space(src: str | os.PathLike | Mapping | None = None, **overrides: Any)
 
 def default_space(**overrides: Any) -> SpaceSpec:
     return load_space(None, **overrides)
+
+
+# What each block type's default space changes in default_space.json. Dense
+# kxk convs cost kernel^2 x more than a depthwise conv per channel, so fused and
+# res spaces offer kernels 3 and 5 and small expansions; and since they are the
+# types that train fast on a CPU (see bench/bench_throughput.py), their spaces
+# stop downsampling at 4x4 and res starts at full resolution with ResNet-8's
+# widths (16, 32, 64) and one more stage, so that ResNet-8 itself is close to
+# a point of the space.
+BLOCK_PRESETS: dict[str, dict[str, Any]] = {
+    "mb": {},
+    "fused": {"kernels": [3, 5], "expand_ratios": [1, 2, 4], "min_feature_side": 4},
+    "res": {"stem_channels": 16, "first_block_channels": 16, "kernels": [3, 5], "expand_ratios": [1, 2],
+            "depths": [1, 2, 3], "min_feature_side": 4,
+            "stages": [{"channels": 16, "stride": 1}, {"channels": 32, "stride": 2},
+                       {"channels": 64, "stride": 2}, {"channels": 128, "stride": 2}],
+            "widths": [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]},
+}
+
+
+def space_for_block(block: str, **overrides: Any) -> SpaceSpec:
+    """The default space of one block type (BLOCK_PRESETS), then `overrides`."""
+    if block not in SPACE_BLOCK_TYPES:
+        raise UserError(f"block: {block!r} is not one of [{','.join(SPACE_BLOCK_TYPES)}]")
+    return load_space(None, **{**BLOCK_PRESETS[block], "block": block, "name": f"tinynas-{block}", **overrides})
 
 
 def replace_spec(spec: SpaceSpec, **changes: Any) -> SpaceSpec:

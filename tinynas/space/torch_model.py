@@ -3,8 +3,11 @@
 Module paths are the contract with the supernet and with the Keras mirror:
 
     stem.{conv,bn}
-    first_block.{dw,project}.{conv,bn}
-    stages.<i>.blocks.<j>.{expand,dw,project}.{conv,bn}
+    first_block.{dw,project}.{conv,bn}              (absent when the arch has none)
+    stages.<i>.blocks.<j>.{expand,dw,project}.{conv,bn}     "mb" blocks
+    stages.<i>.blocks.<j>.{expand,project}.{conv,bn}        "fused"
+    stages.<i>.blocks.<j>.{conv1,conv2[,shortcut]}.{conv,bn} "res"
+    stages.<i>.blocks.<j>.{dw,project}.{conv,bn}            "ds"
     classifier
 
 A supernet's `get_subnet(arch)` produces exactly this state_dict by slicing its
@@ -50,19 +53,37 @@ class ConvBN(nn.Module):
 
 
 class MBBlock(nn.Module):
-    """Inverted residual: (expand 1x1) -> depthwise kxk -> linear project 1x1 (+ skip)."""
+    """Any block type: its main path of ConvBNs in order, plus an identity or projection shortcut.
+
+    The name stays MBBlock (the inverted residual is the space's block); the
+    layer plan says which convs a type has (see `arch` module doc).
+    """
 
     def __init__(self, block: BlockLayers) -> None:
         super().__init__()
         for conv in block.convs:  # registers expand (if any), dw, project under those names
             self.add_module(conv.name.rsplit(".", 1)[1], ConvBN(conv))
+        self._main = [conv.name.rsplit(".", 1)[1] for conv in block.convs]
+        if block.shortcut is not None:
+            self.shortcut = ConvBN(block.shortcut)
         self.residual = block.residual
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BN that ends the main path (zeroed so a residual block starts as its shortcut)."""
+        return getattr(self, self._main[-1]).bn
+
+    def ends_in_relu(self) -> bool:
+        """A main path ending in ReLU6 ("ds") must not be zero-initialised: ReLU6 has no
+        gradient at 0, so a zeroed BN scale would never move and the block stay the identity."""
+        return isinstance(getattr(self, self._main[-1]).act, nn.ReLU6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
-        for m in self.children():
-            y = m(y)
-        return x + y if self.residual else y
+        for name in self._main:
+            y = getattr(self, name)(y)
+        if self.residual:
+            return x + y
+        return self.shortcut(x) + y if hasattr(self, "shortcut") else y
 
 
 class Stage(nn.Module):
@@ -84,10 +105,13 @@ class MBConvNet(nn.Module):
         self.arch = validate_arch(arch)
         plan = layer_plan(self.arch)
         self.stem = ConvBN(plan.stem)
-        self.first_block = MBBlock(plan.blocks[0])
+        self.first_block = nn.Identity()
         per_stage: list[list[BlockLayers]] = [[] for _ in self.arch["stages"]]
-        for b in plan.blocks[1:]:
-            per_stage[int(b.name.split(".")[1])].append(b)
+        for b in plan.blocks:
+            if b.name == "first_block":
+                self.first_block = MBBlock(b)
+            else:
+                per_stage[int(b.name.split(".")[1])].append(b)
         self.stages = nn.ModuleList(Stage(bs) for bs in per_stage)
         self.classifier = nn.Linear(plan.feature_channels, plan.num_classes)
 
@@ -108,12 +132,13 @@ def zero_init_residual(model: MBConvNet) -> int:
     deep residual net then starts as a shallow one, and in a supernet the
     output scale no longer depends on which depth a step samples; without it
     SPOS loss climbs above chance in the first epoch (see bench_recipe.py).
-    Returns how many blocks were zeroed.
+    Blocks whose main path ends in ReLU6 ("ds") are left alone (see
+    MBBlock.ends_in_relu). Returns how many blocks were zeroed.
     """
     n = 0
     for m in model.modules():
-        if isinstance(m, MBBlock) and m.residual:
-            nn.init.zeros_(m.project.bn.weight)
+        if isinstance(m, MBBlock) and (m.residual or hasattr(m, "shortcut")) and not m.ends_in_relu():
+            nn.init.zeros_(m.last_bn().weight)
             n += 1
     return n
 

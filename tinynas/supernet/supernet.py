@@ -1,11 +1,15 @@
-"""The weight-sharing MBConv supernet: every subnet of a space is a slice of one network.
+"""The weight-sharing supernet: every subnet of a space is a slice of one network.
+
+The space's block type (mb, fused or res; `SpaceSpec.block`) is fixed per
+space, so every path has the same module names and only shapes vary.
 
 The supernet *is* the largest subnet (`build_model(largest_arch(spec))`), so its
 state_dict uses the same names as any subnet's. A subnet's tensor is a slice of
 the supernet tensor of the same name, by one rule (`slice_index`):
 
-* elastic kernel: a k x k depthwise kernel is the centre k x k crop of the
-  largest kernel (spatial axes of a 4-D conv weight are centre-cropped);
+* elastic kernel: a k x k kernel (depthwise, or the kxk convs of fused and
+  res blocks) is the centre k x k crop of the largest kernel (spatial axes of
+  a 4-D conv weight are centre-cropped);
 * elastic expand: a block with expand ratio e keeps the first `cin * e`
   channels of its expand, depthwise and project tensors (every other axis is a
   prefix);
@@ -138,7 +142,10 @@ class Supernet(MBConvNet):
             y = x
             for layer in block.convs:
                 y = self._conv_bn(layer, y)
-            x = x + y if block.residual else y
+            if block.shortcut is not None:
+                x = self._conv_bn(block.shortcut, x) + y
+            else:
+                x = x + y if block.residual else y
         w = self.classifier.weight[:plan.num_classes, :plan.feature_channels]
         return F.linear(x.mean(dim=(2, 3)), w, self.classifier.bias[:plan.num_classes])
 

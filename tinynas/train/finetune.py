@@ -10,12 +10,20 @@ kd_ratio * soft cross-entropy to the teacher's probabilities).
 `train_arch` is the same loop from any initial weights (random when none are
 given), used for hand-designed baselines trained with the same recipe.
 
+Both take `time_budget_s`: instead of epochs, a few probe steps measure the
+throughput and the step count is planned so that training, the per-epoch
+selection scoring and the final validation end at the deadline; the cosine
+schedule spans exactly those steps and a hard stop checked every step ends
+training at the deadline if the machine slows down.
+
 Writes DIR/{arch.json, model.pt (plain state_dict of build_model(arch)),
 data.json, finetune.json} all at once (staged directory).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,6 +38,7 @@ from ..space.arch import arch_hash, save_arch, validate_arch
 from ..space.torch_model import build_model, zero_init_residual
 from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
+from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from .checkpoint import save_torch
 from .distributed import DistContext, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
@@ -113,15 +122,21 @@ class BestKeeper:
             self.model.load_state_dict(self.best_state)
 
 
-def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_meta: Mapping[str, Any],
+def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *, data_meta: Mapping[str, Any],
                init_state: Mapping[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
                kd_ratio: float = 1.0, batch_size: int = 128, lr: float = 0.05, seed: int = 0,
                momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
                steps_per_epoch: int | None = None, augment: bool = True, progress: bool = True,
                force: bool = False, device: str | torch.device | None = None,
                info: Mapping[str, Any] | None = None, warmup_epochs: float = 0.0, nesterov: bool = False,
-               keep_best: bool = True) -> dict:
+               keep_best: bool = True, time_budget_s: float | None = None) -> dict:
     """Train build_model(arch) from `init_state` (random init when None); write the finetune DIR.
+
+    With `time_budget_s` (seconds, counted from this call) `epochs` is ignored
+    and may be None: the step count is planned from the measured throughput
+    (see the module doc). The result always has `planned_s` (None without a
+    budget), `spent_s` (this call, writing included), `planned_steps` and
+    `steps` (steps actually trained), and with a budget `time` (the plan).
 
     With keep_best the weights of the epoch that scores best on the selection
     split (the holdout, else validation) are kept; `accuracy_float` is always
@@ -129,10 +144,15 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
     starting weights on the selection split is dropped (distillation from a
     worse model can only pull the student down).
     """
+    spend = Spend.starting_now()
+    deadline = Deadline.after(time_budget_s) if time_budget_s is not None else None
     arch = validate_arch(arch)
     check_arch_data(arch, bundle)
-    if epochs < 0 or batch_size < 1 or lr <= 0:
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise UserError(f"time budget must be positive, got {time_budget_s} s")
+    if time_budget_s is None and (epochs is None or epochs < 0) or batch_size < 1 or lr <= 0:
         raise UserError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    epochs = 1 if time_budget_s is not None else int(epochs)
     check_out_dir(out_dir, force)
     rank, world = rank_and_world()
     ctx = DistContext(rank, world, pick_device(device))
@@ -148,8 +168,12 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
     val = val_batches(bundle, res, ctx.device)
     sel_split = bundle.selection_split
     sel = val if sel_split == "val" else val_batches(bundle, res, ctx.device, split=sel_split)
+    t_val = time.perf_counter()
     acc0 = accuracy(model, val) if init_state is not None else None
+    t_sel = time.perf_counter()
     sel0 = accuracy(model, sel) if init_state is not None else None
+    cost = ({"val_s": t_sel - t_val, "sel_s": time.perf_counter() - t_sel} if init_state is not None
+            else {"val_s": None, "sel_s": None})  # what scoring costs, for a time plan
     kd = _teacher_check(teacher, sel, sel0, len(bundle.split(sel_split)))
     if not kd["used"]:
         teacher = None
@@ -160,9 +184,15 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
     step = PlainStep(model, res, bundle, label_smoothing, teacher, kd_ratio)
     keeper = BestKeeper(model, sel, sel0) if keep_best else None
     history: list[dict] = []
-    if epochs:
+    trainer = Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune")
+    budget, stop = None, None
+    if deadline is not None:
+        budget = TimePlan(budget_s=float(time_budget_s), spend=spend)
+        stop = _plan_finetune(trainer, budget, deadline, cost, model, val, sel, keep_best, progress and ctx.is_main)
+        cfg = trainer.cfg
+    if trainer.total_steps:
         try:
-            Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune").fit(0, history, keeper)
+            trainer.fit(0, history, keeper, deadline=stop)
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e}; nothing was written; lower --lr") from None
     if keeper is not None:
@@ -172,14 +202,52 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int, *, data_
               "selection": {"split": sel_split, "n": len(bundle.split(sel_split)),
                             "inherited": None if sel0 is None else round(sel0, 5),
                             "per_epoch": keeper.scores if keeper else None,
-                            "best_epoch": keeper.best_epoch if keeper else epochs,
+                            "best_epoch": keeper.best_epoch if keeper else len(history),
                             "best": round(keeper.best_score, 5) if keeper else None},
               "config": {**cfg.to_dict(), "kd_ratio": kd_ratio if teacher is not None else None},
               "distill": teacher is not None, "teacher": kd, "n_val": len(bundle.val),
-              "wall_s": round(sum(h["wall_s"] for h in history), 3), **(info or {})}
+              "wall_s": round(sum(h["wall_s"] for h in history), 3), **(info or {}),
+              "planned_s": None if budget is None else round(budget.budget_s, 2),
+              "planned_steps": trainer.total_steps, "steps": int(sum(h["steps"] for h in history))}
+    if budget is not None:
+        result["time"] = budget.record(history)
+    result["spent_s"] = round(spend.spent(), 2)  # up to writing; the write itself is kept in the plan's margin
     if ctx.is_main:
         _write(out_dir, force, arch, model, data_meta, result)
+    result["spent_s"] = round(spend.spent(), 2)
+    if budget is not None:
+        result["time"]["spent_s"] = result["spent_s"]
     return result
+
+
+WRITE_S = 1.0  # staging arch.json, model.pt, finetune.json: well under a second for an MCU-sized model
+
+
+def _plan_finetune(trainer: Trainer, budget: TimePlan, deadline: Deadline, cost: dict, model: torch.nn.Module,
+                   val: list, sel: list, keep_best: bool, say: bool) -> Deadline:
+    """Fix the step count from the measured throughput; returns the training's hard deadline.
+
+    Every epoch pays one selection scoring (keep_best) and the end pays one
+    validation and the write, all measured (or, from random init, timed now:
+    the seconds count either way), so training stops early enough for them.
+    """
+    if cost["val_s"] is None:
+        t0 = time.perf_counter()
+        accuracy(model, val)
+        cost["val_s"] = time.perf_counter() - t0
+        cost["sel_s"] = cost["val_s"] * len(sel) / max(len(val), 1) if sel is not val else cost["val_s"]
+    budget.step_s = trainer.measure_step_s()
+    budget.images_per_s = trainer.plan.batch_size * trainer.ctx.world_size / max(budget.step_s, 1e-9)
+    per_epoch = cost["sel_s"] if keep_best else 0.0
+    train_until = deadline.sooner(cost["val_s"] + per_epoch + WRITE_S)
+    budget.planned_steps = plan_steps(train_until.remaining(), budget.step_s, trainer.plan.steps,
+                                      per_epoch_s=per_epoch)
+    trainer.cfg = dataclasses.replace(trainer.cfg, total_steps=budget.planned_steps,
+                                      epochs=max(1, -(-budget.planned_steps // trainer.plan.steps)))
+    if say:
+        print(plan_line("finetune", budget.planned_steps, budget.images_per_s, deadline.remaining()),
+              file=sys.stderr, flush=True)
+    return train_until
 
 
 def _teacher_check(teacher: torch.nn.Module | None, sel: list, student: float | None, n: int) -> dict:
@@ -212,15 +280,18 @@ def _teacher(sn, spec, arch: Mapping, calib: list[torch.Tensor]) -> torch.nn.Mod
     return t
 
 
-def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Path, epochs: int, *,
+def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Path, epochs: int | None, *,
              distill: bool = False, kd_ratio: float = 1.0, data_meta: Mapping[str, Any] | None = None,
              calib_images: int = DEFAULT_CALIB_IMAGES, device: str | torch.device | None = None,
              **train_kw: Any) -> dict:
     """Fine-tune `arch` from supernet DIR's weights; `bundle` None reloads the supernet's data.
 
     Extra keyword arguments go to `train_arch` (batch_size, lr, seed, steps_per_epoch, progress,
-    force, ...). Returns the finetune.json content.
+    force, time_budget_s, ...); a time budget counts from this call, preparation included.
+    Returns the finetune.json content.
     """
+    budget_s = train_kw.pop("time_budget_s", None)
+    deadline = Deadline.after(budget_s) if budget_s is not None else None
     check_out_dir(out_dir, bool(train_kw.get("force", False)))
     sn, spec, meta = load_supernet(supernet_dir)
     if bundle is None:
@@ -242,5 +313,8 @@ def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Pat
     teacher = _teacher(sn, spec, a, calib) if distill else None
     info = {"supernet": str(Path(supernet_dir).resolve()), "calib_images": calib_images,
             "prepare_s": round(time.perf_counter() - t0, 3)}
+    if deadline is not None:  # preparing (slicing, BN recalibration, the teacher) came out of the budget
+        train_kw["time_budget_s"] = max(deadline.remaining(), 1e-3)
+        info["budget_s"] = round(budget_s, 2)
     return train_arch(a, bundle, out_dir, epochs, data_meta=data_meta or meta, init_state=init.state_dict(),
                       teacher=teacher, kd_ratio=kd_ratio, device=dev, info=info, **train_kw)

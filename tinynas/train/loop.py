@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
 from ..errors import UserError
+from ..timebudget import Deadline
 from .distributed import DistContext, average_buffers, average_gradients
 from .optim import Index, MaskedSGD, cosine_lr
 
@@ -52,6 +53,7 @@ class LoopConfig:
     augment: bool = True
     warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
     nesterov: bool = False
+    total_steps: int | None = None  # planned from a time budget: the schedule ends here, not at epochs x steps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,7 +124,39 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
+        """The step the cosine schedule ends at: planned from a time budget, else epochs x steps."""
+        if self.cfg.total_steps is not None:
+            return self.cfg.total_steps
         return self.cfg.epochs * self.plan.steps
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the loop runs; the last one is partial when a time plan ends mid-epoch."""
+        return -(-self.total_steps // self.plan.steps)
+
+    def steps_in(self, epoch: int) -> int:
+        return max(0, min(self.plan.steps, self.total_steps - epoch * self.plan.steps))
+
+    def measure_step_s(self, steps: int = 4, warmup: int = 1) -> float:
+        """Seconds per step, timed on `steps` forward/backward passes after `warmup` untimed ones.
+
+        Nothing is applied (gradients are dropped), so the weights and the
+        optimizer are unchanged and the real schedule starts at step 0; the
+        seconds are spent all the same, so callers take them from the budget.
+        Under torchrun the slowest rank's figure is used, so every rank plans
+        the same number of steps.
+        """
+        self.model.train()
+        rng = np.random.default_rng([self.cfg.seed, 0, 3])
+        batches = self._batches(0)
+        t0 = time.perf_counter()
+        for i, (x, y) in zip(range(warmup + steps), batches):
+            if i == warmup:
+                t0 = time.perf_counter()
+            res = self.step_fn(x.contiguous(memory_format=torch.channels_last), y, rng)
+            average_gradients(self.params, torch.stack([res.loss.detach().float().cpu()]))
+            self.opt.zero_grad()
+        return agree_max((time.perf_counter() - t0) / max(steps, 1))
 
     @property
     def warmup_steps(self) -> int:
@@ -141,33 +175,43 @@ class Trainer:
                                         device=self.ctx.device)
 
     def _step(self, epoch: int, step: int, x: torch.Tensor, y: torch.Tensor,
-              rng: np.random.Generator) -> tuple[float, float]:
+              rng: np.random.Generator, deadline: Deadline | None = None) -> tuple[float, float, bool]:
+        """One step; the third value says the deadline passed (on any rank: the flag rides the all-reduce)."""
         res = self.step_fn(x.contiguous(memory_format=torch.channels_last), y, rng)
+        late = float(deadline is not None and deadline.expired())
         stats = average_gradients(self.params, torch.stack([res.loss.detach().float().cpu(),
-                                                            res.correct.detach().float().cpu()]))
-        loss, correct = float(stats[0]), float(stats[1])
+                                                            res.correct.detach().float().cpu(),
+                                                            torch.tensor(late)]))
+        loss, correct, stop = float(stats[0]), float(stats[1]), float(stats[2]) > 0
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; stopped without "
                                 "applying that step")
         self.opt.step(self.lr_at(epoch * self.plan.steps + step), res.touched)
         self.opt.zero_grad()
-        return loss, correct
+        return loss, correct, stop
 
-    def run_epoch(self, epoch: int) -> dict:
-        """One epoch; returns its history record (loss, acc, images_per_s, wall_s, curve)."""
+    def run_epoch(self, epoch: int, deadline: Deadline | None = None) -> dict:
+        """One epoch (or what of it fits before `deadline`); returns its history record.
+
+        The record has loss, acc, images_per_s, wall_s, steps and curve, and
+        `stopped_at_deadline` when the hard deadline cut the epoch short.
+        """
         from tqdm import tqdm
 
         self.model.train()
         rng = path_rng(self.cfg.seed, epoch)
-        bar = tqdm(total=self.plan.steps, desc=f"{self.desc} epoch {epoch + 1}/{self.cfg.epochs}",
+        n_steps = self.steps_in(epoch)
+        bar = tqdm(total=n_steps, desc=f"{self.desc} epoch {epoch + 1}/{self.epochs}",
                    file=sys.stderr, disable=not (self.progress and self.ctx.is_main), leave=False,
                    dynamic_ncols=True)
-        every = max(1, self.plan.steps // CURVE_POINTS_PER_EPOCH)
+        every = max(1, n_steps // CURVE_POINTS_PER_EPOCH)
         loss_sum = correct_sum = 0.0
         curve, chunk = [], []
+        done, stopped = 0, False
         t0 = time.perf_counter()
-        for step, (x, y) in zip(range(self.plan.steps), self._batches(epoch)):
-            loss, correct = self._step(epoch, step, x, y, rng)
+        for step, (x, y) in zip(range(n_steps), self._batches(epoch)):
+            loss, correct, stopped = self._step(epoch, step, x, y, rng, deadline)
+            done = step + 1
             loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
             chunk.append(loss)
             if len(chunk) == every:
@@ -177,23 +221,42 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", acc=f"{correct_sum / seen:.3f}",
                             img_s=f"{seen * self.ctx.world_size / (time.perf_counter() - t0):.0f}", refresh=False)
             bar.update(1)
+            if stopped:
+                break
         bar.close()
         average_buffers(self.model)
         wall = time.perf_counter() - t0
-        images = self.plan.steps * self.plan.batch_size
-        rec = {"epoch": epoch + 1, "loss": round(loss_sum / max(self.plan.steps, 1), 5),
+        images = done * self.plan.batch_size
+        rec = {"epoch": epoch + 1, "loss": round(loss_sum / max(done, 1), 5),
                "acc": round(correct_sum / max(images, 1), 5),
                "images_per_s": round(images * self.ctx.world_size / max(wall, 1e-9), 1),
-               "wall_s": round(wall, 3), "steps": self.plan.steps, "curve": curve}
+               "wall_s": round(wall, 3), "steps": done, "curve": curve}
+        if stopped:
+            rec["stopped_at_deadline"] = True
         if self.progress and self.ctx.is_main:
-            tqdm.write(f"{self.desc} epoch {epoch + 1}/{self.cfg.epochs}: loss {rec['loss']:.4f}, "
+            tqdm.write(f"{self.desc} epoch {epoch + 1}/{self.epochs}: loss {rec['loss']:.4f}, "
                        f"acc {rec['acc']:.4f}, {rec['images_per_s']:.0f} images/s, {wall:.1f} s", file=sys.stderr)
         return rec
 
     def fit(self, start_epoch: int, history: list[dict],
-            on_epoch_end: Callable[[list[dict]], None] | None = None) -> list[dict]:
-        for epoch in range(start_epoch, self.cfg.epochs):
-            history.append(self.run_epoch(epoch))
+            on_epoch_end: Callable[[list[dict]], None] | None = None,
+            deadline: Deadline | None = None) -> list[dict]:
+        """Epochs from `start_epoch` to the plan's end, or until `deadline` (then `on_epoch_end` still runs)."""
+        for epoch in range(start_epoch, self.epochs):
+            history.append(self.run_epoch(epoch, deadline))
             if on_epoch_end is not None:
                 on_epoch_end(history)
+            if history[-1].get("stopped_at_deadline"):
+                break
         return history
+
+
+def agree_max(value: float) -> float:
+    """The largest `value` over ranks (itself without torch.distributed), so plans agree everywhere."""
+    import torch.distributed as dist  # a submodule of torch, already loaded with it
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t[0])

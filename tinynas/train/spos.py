@@ -14,6 +14,7 @@ rank 0 writes under torchrun.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import time
@@ -30,6 +31,7 @@ from ..space.arch import decode, largest_arch, sample_genomes, smallest_arch
 from ..space.spec import SpaceSpec
 from ..space.torch_model import zero_init_residual
 from ..supernet import Supernet, SupernetEvaluator, save_supernet
+from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from .checkpoint import check_resumable, load_torch, save_torch
 from .distributed import DistContext, barrier, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
@@ -37,6 +39,8 @@ from .optim import MaskedSGD
 from .report import plot_curve
 
 CHECKPOINT_FORMAT = "tinynas-supernet-checkpoint"
+EVAL_COST = 0.5  # a scored image (BN recalibration or validation) costs at most half a trained one
+EPOCH_WRITE_S = 1.5  # checkpoint + supernet.pt + train.json + curve, per epoch (measured ~1 s on 2 CPUs)
 
 
 def check_data_fits(spec: SpaceSpec, bundle) -> None:
@@ -144,8 +148,10 @@ def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: b
 class _Writer:
     """Rank 0's per-epoch outputs: checkpoint first, then supernet.pt, train.json and the curve."""
 
-    def __init__(self, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, meta: Mapping, run: dict):
+    def __init__(self, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, meta: Mapping, run: dict,
+                 budget: TimePlan | None = None):
         self.out, self.sn, self.opt, self.cfg, self.meta, self.run = out, sn, opt, cfg, meta, run
+        self.budget = budget
 
     def __call__(self, history: list[dict]) -> None:
         if rank_and_world()[0] != 0:
@@ -154,7 +160,8 @@ class _Writer:
         save_torch(self.out / "checkpoint.pt", {
             "format": CHECKPOINT_FORMAT, "epoch": done, "model": self.sn.state_dict(),
             "optimizer": self.opt.state_dict(), "history": history, "config": self.cfg.to_dict(),
-            "run": self.run, "space": self.sn.spec.to_dict(), "data": dict(self.meta)})
+            "run": self.run, "space": self.sn.spec.to_dict(), "data": dict(self.meta),
+            "time": self.budget.record(history) if self.budget is not None else None})
         save_supernet(self.out / "supernet.pt", self.sn, self.meta, epochs=done, epochs_planned=self.cfg.epochs,
                       config=self.cfg.to_dict())
         self.write_summary(history)
@@ -165,16 +172,22 @@ class _Writer:
                    "images_per_s": round(float(np.mean([h["images_per_s"] for h in history])), 1) if history else 0.0}
         if final is not None:
             summary["final_eval"] = final
+        if self.budget is not None:
+            summary["time"] = self.budget.record(history)
         write_json(self.out / "train.json", summary)
         plot_curve(history, self.out / "train_curve.png", title=f"SPOS supernet: {self.sn.spec.name}")
         return summary
 
 
-def _resume(out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, spec: SpaceSpec, run_keys: Mapping[str, Any],
-            data_meta: Mapping[str, Any]) -> tuple[int, list]:
+def _load_checkpoint(out: Path) -> dict:
     ck = load_torch(out / "checkpoint.pt")
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{out / 'checkpoint.pt'} is not a train-supernet checkpoint")
+    return ck
+
+
+def _resume(ck: dict, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, spec: SpaceSpec,
+            run_keys: Mapping[str, Any], data_meta: Mapping[str, Any]) -> tuple[int, list]:
     check_resumable({**ck["config"], **{k: ck["run"].get(k) for k in run_keys}}, {**cfg.to_dict(), **run_keys})
     for key in ("load", "preprocessing"):
         if ck["data"].get(key) != dict(data_meta).get(key):
@@ -194,13 +207,23 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
                    momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
                    augment: bool = True, force: bool = False, device: str | torch.device | None = None,
                    final_eval: bool = True, calib_images: int = 500, warmup_epochs: float = 0.0,
-                   nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True) -> dict:
+                   nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True,
+                   time_budget_s: float | None = None) -> dict:
     """Train a SPOS supernet over `spec` on `bundle`, writing DIR as described in the module doc.
+
+    With `time_budget_s` the step count is planned (`epochs` is ignored): a few
+    probe steps measure throughput, the cosine schedule spans the steps that
+    fit before the deadline (less the final evaluation), and a hard stop
+    checked every step ends training at the deadline whatever happens. A
+    resumed run keeps its plan (same schedule) and gets what is left of its
+    budget: the checkpoint records the seconds spent up to it (time lost
+    after the last checkpoint is not charged).
 
     Works alone or under torchrun (torch.distributed already initialised).
     Returns the train.json summary. Raises UserError on bad settings and
     NonFiniteLoss (a UserError) when the loss diverges.
     """
+    entry = Deadline.after(time_budget_s) if time_budget_s is not None else None
     check_data_fits(spec, bundle)
     if epochs < 1 or batch_size < 1 or lr <= 0 or paths_per_step < 1:
         raise UserError("--epochs, --batch-size and --paths-per-step must be >= 1 and --lr > 0")
@@ -219,18 +242,27 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     sn.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
     opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     run_keys = {"paths_per_step": paths_per_step, "sampling": sampling, "zero_init": zero_init}
-    start, history = _resume(out, sn, opt, cfg, spec, run_keys, data_meta) if resume else (0, [])
+    ck = _load_checkpoint(out) if resume else None
+    budget = _budget(time_budget_s, ck)
+    if budget is not None and ck is not None and budget.planned_steps:
+        cfg = dataclasses.replace(cfg, epochs=ck["config"]["epochs"], total_steps=budget.planned_steps)
+    start, history = _resume(ck, out, sn, opt, cfg, spec, run_keys, data_meta) if ck is not None else (0, [])
     run_info = {**run_keys, "world_size": world, "n_train": len(bundle.train),
                 "n_val": len(bundle.val)}
-    writer = _Writer(out, sn, opt, cfg, data_meta, run_info)
     if ctx.is_main:
         write_json(out / "space.json", spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
     trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing, sampling),
                       progress=progress, desc="supernet")
     run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
+    stop = None
+    if budget is not None:
+        stop = _plan_supernet(trainer, budget, entry, final_eval and len(bundle.val) > 0,
+                              2 * (calib_images + len(bundle.val)), progress and ctx.is_main)
+        cfg = trainer.cfg
+    writer = _Writer(out, sn, opt, cfg, data_meta, run_info, budget)
     try:
-        trainer.fit(start, history, writer)
+        trainer.fit(start, history, writer, deadline=stop)
     except NonFiniteLoss as e:
         kept = f"{out / 'checkpoint.pt'} (epoch {history[-1]['epoch']}) is kept" if history else "no epoch finished"
         raise NonFiniteLoss(f"{e}; {kept}; lower --lr and start over with --force") from None
@@ -240,3 +272,43 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     summary = writer.write_summary(history, final) if ctx.is_main else {"history": history, "final_eval": final}
     barrier()
     return summary
+
+
+def _budget(time_budget_s: float | None, ck: Mapping | None) -> TimePlan | None:
+    """The stage's time plan: fresh, or the checkpoint's (same steps, its spent seconds carried over)."""
+    if time_budget_s is None:
+        return None
+    saved = (ck or {}).get("time") or {}
+    if saved.get("planned_steps"):
+        return TimePlan(budget_s=float(saved["budget_s"]), spend=Spend.starting_now(saved["spent_s"]),
+                        planned_steps=int(saved["planned_steps"]), step_s=float(saved["step_s"]),
+                        images_per_s=float(saved["images_per_s"]))
+    return TimePlan(budget_s=float(time_budget_s), spend=Spend.starting_now())
+
+
+def _plan_supernet(trainer: Trainer, budget: TimePlan, entry: Deadline, scored: bool, eval_images: int,
+                   say: bool) -> Deadline:
+    """Fix the step count from measured throughput (fresh runs) and return the training's hard deadline.
+
+    The deadline is the stage's (what is left of its budget, and never after
+    the caller's) less the time the final evaluation needs.
+    """
+    left = budget.budget_s - budget.spend.spent()
+    deadline = Deadline(min(entry.at, Deadline.after(left).at))
+    fresh = not budget.planned_steps
+    if fresh:
+        budget.step_s = trainer.measure_step_s()
+        budget.images_per_s = trainer.plan.batch_size * trainer.ctx.world_size / max(budget.step_s, 1e-9)
+    per_image = budget.step_s / trainer.plan.batch_size
+    eval_s = EVAL_COST * per_image * eval_images if scored else 0.0
+    train_until = deadline.sooner(eval_s + 2 * EPOCH_WRITE_S)  # the last checkpoint and the final summary
+    if fresh:
+        budget.planned_steps = plan_steps(train_until.remaining() + EPOCH_WRITE_S, budget.step_s,
+                                          trainer.plan.steps, per_epoch_s=EPOCH_WRITE_S)
+        trainer.cfg = dataclasses.replace(trainer.cfg, total_steps=budget.planned_steps,
+                                          epochs=max(1, -(-budget.planned_steps // trainer.plan.steps)))
+    if say:
+        print(plan_line("supernet", budget.planned_steps, budget.images_per_s, deadline.remaining())
+              + ("" if fresh else f" (resumed: {budget.spend.before:.0f} s spent before)"),
+              file=sys.stderr, flush=True)
+    return train_until
