@@ -56,7 +56,7 @@ from tinynas.atomic import write_json, write_png
 from tinynas.data.augment import default_augment
 from tinynas.data.dataset import DatasetBundle, Split, make_preprocessing
 from tinynas.space.arch import arch_from_choices, largest_arch, sample_arch
-from tinynas.space.spec import SpaceSpec, default_space
+from tinynas.space.spec import SpaceSpec, default_space, space_for_block
 from tinynas.space.torch_model import build_model, zero_init_residual
 from tinynas.supernet import Supernet
 from tinynas.train.distributed import DistContext, barrier, setup, teardown
@@ -493,6 +493,10 @@ def build_cases(args, spec: SpaceSpec, bundle: DatasetBundle) -> tuple[list[Case
     cases.append(trainer_case("sn_spos_2thr", s, spec, bundle, masked(s), threads=2))
     s = sn_copy()
     cases.append(trainer_case("sn_spos_torchsgd", s, spec, bundle, TorchSGDAdapter(s)))
+    # the default space since time budgets: ResNet basic blocks (tinynas.space.spec.BLOCK_PRESETS["res"])
+    res_spec = space_for_block("res", resolution=[32, 32], width_mult=args.width)
+    s = init_model(lambda: Supernet(res_spec), args.seed)
+    cases.append(trainer_case("sn_spos_res", s, res_spec, bundle, masked(s)))
     archs = {"mid": mid_arch(spec)} if args.quick else {"largest": largest_arch(spec), "mid": mid_arch(spec)}
     info: dict = {"archs": {}}
     for key, a in archs.items():

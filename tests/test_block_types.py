@@ -193,3 +193,30 @@ def test_zero_init_leaves_relu_ended_blocks_trainable():
     x = torch.randn(4, 1, 16, 16)
     torch.nn.functional.cross_entropy(model(x), torch.arange(4)).backward()
     assert all(blk.project.bn.weight.grad.abs().sum() > 0 for blk in model.stages[0].blocks)
+
+
+def test_baseline_command_bad_input_is_one_line(capsys):
+    from tinynas.cli import main
+
+    assert main(["baseline", "resnet8", "--time", "2m", "--epochs", "3"]) == 2
+    assert main(["baseline", "resnet8", "--time", "soon"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not both" in err[0] and "is not a duration" in err[1]
+
+
+@pytest.mark.slow
+def test_baseline_command_trains_exports_and_reports(tmp_path, capsys):
+    """`tinynas baseline` writes what a run writes: finetune/, export/, profile/, summary.json, report."""
+    import json
+
+    from tinynas.cli import main
+
+    out = tmp_path / "bl"
+    rc = main(["baseline", "dscnn", "--data", "digits", "--time", "8s", "--out", str(out), "--target", "none"])
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["fits"] and s["arch"]["stages"][0]["block"] == "ds" and 0 <= s["accuracy_int8"] <= 1
+    assert s["time"]["budget_s"] == 8 and s["time"]["stages"]["train"]["spent_s"] <= 8 * 1.1 + 2
+    report = (out / "report.md").read_text()
+    assert report.startswith("# tinynas baseline dscnn") and "DS conv k3 e1" in report
+    assert "tinynas baseline dscnn" in report.split("## Reproduce")[1]

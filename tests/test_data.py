@@ -440,3 +440,19 @@ def test_holdout_is_carved_from_train_stratified_and_disjoint():
     assert len(next(b.iter_batches("holdout", 500))[0]) == len(b.holdout)
     with pytest.raises(UserError, match="holdout_fraction"):
         load_dataset("digits", holdout_fraction=0.7)
+
+
+def test_resize_loss_tells_upscaled_from_native_images():
+    """Upscaled images lose almost nothing when scaled down again; detailed ones lose a lot."""
+    import torch.nn.functional as F
+
+    from tinynas.data.resize_loss import resize_loss
+
+    rng = np.random.default_rng(0)
+    small = torch.from_numpy(rng.uniform(0, 255, (64, 1, 8, 8)).astype(np.float32))
+    up = F.interpolate(small, size=(32, 32), mode="bilinear", align_corners=False)
+    upscaled = up.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    native = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    lost_up, lost_native = resize_loss(upscaled, [16])[16], resize_loss(native, [16])[16]
+    assert lost_up < lost_native / 5 and lost_native > 0.2
+    assert resize_loss(native, [32])[32] == 0

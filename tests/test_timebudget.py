@@ -79,7 +79,7 @@ def test_bad_time_config_is_one_line(over, msg):
 
 
 def test_clock_or_counts():
-    assert build_config(None, {})["run"]["time"] == "4m"  # presets are time budgets
+    assert build_config(None, {})["run"]["time"] == "3m"  # presets are time budgets
     assert build_config(None, {"run": {"budget": "medium"}})["run"]["time"] == "30m"
     assert build_config(None, {"run": {"time": "90s"}})["run"]["time"] == "90s"
     assert build_config(None, {"train": {"epochs": 3}})["run"]["time"] == ""  # counts on the command line

@@ -34,6 +34,8 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--samples", type=int, default=1000, help="subnets sampled per space (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--space", metavar="FILE", help="base space .json/.toml (default: the built-in MBConv space)")
+    p.add_argument("--block", choices=["mb", "fused", "res"],
+                   help="start from the built-in space of this block type instead (not with --space)")
     p.add_argument("--out", default="space", metavar="DIR", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print space.json instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_json
     from ..boards import load_board
     from ..space.optimize import format_table, optimize_space, plot_flops_cdf
-    from ..space.spec import load_space
+    from ..space.spec import load_space, space_for_block
 
     h, w, c = parse_input(args.input)
     if args.classes < 1:
@@ -98,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise UserError(f"--samples {args.samples}: need at least 1 sample per space")
     board = load_board(args.board)
-    spec = load_space(args.space, input_channels=c, resolution=[h, w], num_classes=args.classes)
+    if args.block and args.space:
+        raise UserError("give --space FILE or --block TYPE, not both")
+    dims = {"input_channels": c, "resolution": [h, w], "num_classes": args.classes}
+    spec = space_for_block(args.block, **dims) if args.block else load_space(args.space, **dims)
     widths = parse_widths(args.widths)
     resolutions = parse_resolutions(args.resolutions, (h, w))
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ line. The effective config is written to DIR/run.toml so a run can be repeated
 exactly with `tinynas run --config DIR/run.toml`.
 
 A run is sized either by a clock or by counts (see tinynas.timebudget). The
-presets are time budgets (`run.time`: small 4m, medium 30m, large 2h) split
+presets are time budgets (`run.time`: small 3m, medium 30m, large 2h) split
 by `[time]` shares; then supernet steps, search candidates and fine-tune steps
 are planned from measured throughput and `train.epochs`, `search.candidates`
 and `finetune.epochs` are ignored. Setting any of those counts at a level
@@ -33,14 +33,16 @@ from ..timebudget import parse_duration
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"board": "stm32f746g-disco", "data": "digits", "out": "runs/latest", "seed": 0,
             "budget": "small", "latency_ms": 0.0, "val_fraction": 0.1, "val_count": 0,
-            "holdout_fraction": 0.1, "time": "4m"},
+            "holdout_fraction": 0.1, "time": "3m"},
     # Shares of the time budget; each stage gets its share of what is left when it starts.
     "time": {"supernet": 0.6, "search": 0.1, "finetune": 0.3},
     # block: the space's block type (mb, fused, res). Under a time budget a space whose fitting
     # subnets are too big to see max(min_epochs x the training set, min_images) images in the
     # supernet's share is not chosen (bench/bench_equal_time.py: CIFAR-10 needs epochs, digits images).
+    # max_resize_loss: resolutions below the input's are kept only if they lose at most this share of
+    # the training images' variance (tinynas.data.resize_loss).
     "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0, "block": "res",
-              "min_epochs": 3.0, "min_images": 12000},
+              "min_epochs": 3.0, "min_images": 12000, "max_resize_loss": 0.02},
     "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "paths_per_step": 1, "sampling": "uniform",
               "warmup_epochs": 1.0, "nesterov": False},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 0,
@@ -51,7 +53,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 # What each budget changes relative to DEFAULTS ("small"). The times are what the presets mean; the
 # counts are what they ran before time budgets, kept for a run that switches the clock off.
-# small = 4m: today's small digits run on 2 shared CPU cores (~145 s supernet, 25 s search, 68 s fine-tune).
+# small = 3m: the README's first command (digits) then ends within 4 minutes, export included, and
+# bench_equal_time.py measured 0.994 int8 on digits at 2m already.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {},
     "medium": {"run": {"time": "30m"}, "space": {"samples": 1000, "max_upscale": 2.0}, "train": {"epochs": 40},
@@ -173,6 +176,8 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
         raise UserError(f"run.holdout_fraction must be in [0, 0.5), got {cfg['run']['holdout_fraction']}")
     if cfg["space"]["block"] not in SPACE_BLOCK_TYPES:
         raise UserError(f"space.block must be one of {', '.join(SPACE_BLOCK_TYPES)}, got {cfg['space']['block']!r}")
+    if not 0 <= cfg["space"]["max_resize_loss"] <= 1:
+        raise UserError(f"space.max_resize_loss must be in [0, 1], got {cfg['space']['max_resize_loss']}")
     if not cfg["space"]["min_epochs"] > 0 or cfg["space"]["min_images"] < 0:
         raise UserError(f"space.min_epochs must be positive and space.min_images >= 0, got "
                         f"{cfg['space']['min_epochs']} and {cfg['space']['min_images']}")

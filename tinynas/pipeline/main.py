@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 
@@ -31,7 +32,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--out", help="output directory (default: runs/latest)")
     p.add_argument("--config", help="a run.toml with any option; the command line overrides it")
     p.add_argument("--budget", choices=list(PRESETS),
-                   help="preset: small (4m), medium (30m) or large (2h) of compute, plus sample counts (default: small)")
+                   help="preset: small (3m), medium (30m) or large (2h) of compute, plus sample counts (default: small)")
     p.add_argument("--time", help="compute to spend up to the fine-tuned model, e.g. 90s, 10m, 1h, 2h30m "
                                   "(overrides the preset's; export and profile come on top)")
     p.add_argument("--latency-ms", type=float, help="latency limit on the board, ms (default: none)")
@@ -39,6 +40,9 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
     p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
     p.add_argument("--strategy", choices=["evolution", "random", "aging", "rl", "grid"], help="search strategy")
+    p.add_argument("--block", choices=list(SPACE_BLOCK_TYPES),
+                   help="block type of the search space: res (default; dense 3x3 convs, fastest to train on a "
+                        "CPU), fused (fused-MBConv) or mb (MBConv, fewest MACs per parameter)")
     p.add_argument("--target", choices=["cmake", "arduino", "zephyr", "esp-idf", "none"],
                    help="firmware project skeleton (default: cmake)")
     p.add_argument("--val-count", type=int, help="hold out exactly this many images (e.g. 5000 for CIFAR-10)")
@@ -50,6 +54,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"run": {"board": args.board, "data": args.data, "out": args.out, "seed": args.seed,
                     "budget": args.budget, "latency_ms": args.latency_ms, "val_count": args.val_count,
                     "time": args.time},
+            "space": {"block": args.block},
             "train": {"epochs": args.epochs}, "search": {"candidates": args.candidates, "strategy": args.strategy},
             "export": {"target": args.target}}
 

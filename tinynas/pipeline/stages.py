@@ -102,7 +102,7 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     base = space_for_block(sc["block"], input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
     cap = _trainable_macs(ctx, base)
     res = optimize_space(base, ctx.board, widths=sc["widths"] or None,
-                         resolutions=_resolutions(sc, (h, w)),
+                         resolutions=_resolutions(sc, (h, w), ctx.bundle.train.x),
                          samples=sc["samples"], rng=np.random.default_rng(ctx.cfg["run"]["seed"]),
                          progress=ctx.rank == 0, max_macs=None if cap is None else cap["max_macs"])
     out = res.to_json()
@@ -143,21 +143,25 @@ def _trainable_macs(ctx: Context, base) -> dict[str, Any] | None:
     return {"max_macs": cap, "supernet_s": round(seconds, 1), "min_epochs": round(epochs, 3), **cost.to_json()}
 
 
-def _resolutions(sc: dict[str, Any], hw: tuple[int, int]) -> list[tuple[int, int]]:
+def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -> list[tuple[int, int]]:
     """The grid's resolutions: as configured, else the default grid up to max_upscale x the input.
 
     Upscaling buys MACs (and accuracy) at the price of training time, so the
-    small budget keeps the input size as the ceiling. Inputs of at most
-    AUTO_STEM_MAX_SIDE (32) px are not scaled down either: at that size every
-    pixel carries information (CIFAR-10 at 16x16 loses points no width wins back).
+    small budget keeps the input size as the ceiling. Below the input size only
+    resolutions that lose at most space.max_resize_loss of the images' variance
+    (data.resize_loss, measured on training images) are kept: the upscaled
+    digits lose 1% at 16x16 and keep it, CIFAR-10 loses 10% and does not.
     """
+    from ..data.resize_loss import resize_loss
     from ..space.optimize import default_resolutions, scaled_hw
-    from ..space.spec import AUTO_STEM_MAX_SIDE
 
     if sc["resolutions"]:
         return [scaled_hw(hw, int(r)) for r in sc["resolutions"]]
-    floor = hw[0] if max(hw) <= AUTO_STEM_MAX_SIDE else 0
-    return [r for r in default_resolutions(hw) if floor <= r[0] <= sc["max_upscale"] * hw[0]]
+    grid = [r for r in default_resolutions(hw) if r[0] <= sc["max_upscale"] * hw[0]]
+    if train_x is None:
+        return grid
+    loss = resize_loss(train_x, [r[0] for r in grid if r[0] < hw[0]])
+    return [r for r in grid if r[0] >= hw[0] or loss[r[0]] <= sc["max_resize_loss"]]
 
 
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:

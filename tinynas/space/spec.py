@@ -331,7 +331,7 @@ BLOCK_PRESETS: dict[str, dict[str, Any]] = {
             "depths": [1, 2, 3], "min_feature_side": 4,
             "stages": [{"channels": 16, "stride": 1}, {"channels": 32, "stride": 2},
                        {"channels": 64, "stride": 2}, {"channels": 128, "stride": 2}],
-            "widths": [0.5, 0.75, 1.0, 1.25, 1.5, 2.0]},
+            "widths": [0.25, 0.35, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]},
 }
 
 
