@@ -127,6 +127,24 @@ def test_a_planned_cosine_schedule_ends_at_the_planned_step(tiny):
     assert sum(h["steps"] for h in hist) == 17
 
 
+def test_replan_moves_the_end_without_a_jump_in_the_learning_rate(tiny):
+    """A re-planned schedule goes on from the current LR and still ends at 0, longer or shorter."""
+    bundle, spec = tiny
+    model = build_model(smallest_arch(spec))
+    cfg = LoopConfig(epochs=99, batch_size=16, lr=0.1, warmup_epochs=1.0, total_steps=20)
+    tr = Trainer(model, MaskedSGD(model.named_parameters()), bundle, cfg, DistContext(0, 1, torch.device("cpu")),
+                 PlainStep(model, (12, 12), bundle, 0.1), progress=False)
+    assert not tr.replan(3, 40)  # inside warm-up (7 steps): never moved
+    before = tr.lr_at(10)
+    assert tr.replan(10, 40) and tr.total_steps == 40 and tr.epochs == 6
+    assert tr.lr_at(10) == pytest.approx(before) and tr.lr_at(40) == 0.0
+    assert tr.lr_at(11) < before and tr.lr_at(25) > 0  # decays more slowly now
+    mid = tr.lr_at(20)
+    assert tr.replan(20, 25) and tr.lr_at(20) == pytest.approx(mid) and tr.lr_at(25) == 0.0
+    hist = tr.fit(0, [], lambda h: None)
+    assert sum(h["steps"] for h in hist) == 25
+
+
 def test_train_arch_stops_within_its_time_budget(tiny, tmp_path):
     bundle, spec = tiny
     budget = 4.0

@@ -169,11 +169,12 @@ class TimePlan:
     planned_steps: int = 0
     step_s: float = 0.0
     images_per_s: float = 0.0
+    replans: int = 0  # times the step count was moved at an epoch's end (measured speed drifted)
 
     def record(self, history: Sequence[Mapping] | None = None) -> dict:
         hist = list(history or [])
         return {"budget_s": round(self.budget_s, 2), "planned_s": round(self.budget_s, 2),
                 "spent_s": round(self.spend.spent(), 2), "planned_steps": int(self.planned_steps),
                 "steps": int(sum(h.get("steps", 0) for h in hist)), "step_s": round(self.step_s, 5),
-                "images_per_s": round(self.images_per_s, 1),
+                "images_per_s": round(self.images_per_s, 1), "replans": self.replans,
                 "stopped_at_deadline": any(h.get("stopped_at_deadline") for h in hist)}

@@ -26,7 +26,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from .checkpoint import save_torch
 from .distributed import DistContext, pick_device, rank_and_world
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, agree_max, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 
 
@@ -190,9 +190,10 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
         budget = TimePlan(budget_s=float(time_budget_s), spend=spend)
         stop = _plan_finetune(trainer, budget, deadline, cost, model, val, sel, keep_best, progress and ctx.is_main)
         cfg = trainer.cfg
+    on_end = keeper if budget is None else _replanner(trainer, budget, stop, cost, keeper)
     if trainer.total_steps:
         try:
-            trainer.fit(0, history, keeper, deadline=stop)
+            trainer.fit(0, history, on_end, deadline=stop)
         except NonFiniteLoss as e:
             raise NonFiniteLoss(f"{e}; nothing was written; lower --lr") from None
     if keeper is not None:
@@ -248,6 +249,31 @@ def _plan_finetune(trainer: Trainer, budget: TimePlan, deadline: Deadline, cost:
         print(plan_line("finetune", budget.planned_steps, budget.images_per_s, deadline.remaining()),
               file=sys.stderr, flush=True)
     return train_until
+
+
+def _replanner(trainer: Trainer, budget: TimePlan, train_until: Deadline, cost: dict,
+               keeper: BestKeeper | None) -> Callable[[list[dict]], None]:
+    """After each epoch: keep the best weights, then re-plan the remaining steps from the epoch's own speed.
+
+    The first plan rests on a few probe steps; when a neighbour's load comes or
+    goes the speed changes by tens of percent, and a fixed plan then leaves time
+    unused or hits the hard stop before the learning rate has decayed.
+    """
+    per_epoch = cost["sel_s"] if keeper is not None else 0.0
+
+    def on_end(history: list[dict]) -> None:
+        if keeper is not None:
+            keeper(history)
+        last = history[-1]
+        if last.get("stopped_at_deadline") or not last["steps"]:
+            return
+        step_s = agree_max(last["wall_s"] / last["steps"])
+        done = int(sum(h["steps"] for h in history))
+        left = plan_steps(train_until.remaining(), step_s, trainer.plan.steps, per_epoch_s=per_epoch, min_steps=0)
+        if trainer.replan(done, done + left):
+            budget.planned_steps = trainer.total_steps
+            budget.replans += 1
+    return on_end
 
 
 def _teacher_check(teacher: torch.nn.Module | None, sel: list, student: float | None, n: int) -> dict:

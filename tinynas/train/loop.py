@@ -19,6 +19,7 @@ convolutions (most of an MBConv net's time) run 2-3x faster in that layout.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -121,6 +122,7 @@ class Trainer:
         self.step_fn, self.progress, self.desc = step_fn, progress, desc
         self.plan = EpochPlan.make(len(bundle.train), cfg, ctx.world_size)
         self.params = list(opt.params.values())
+        self._anchor: tuple[int, float] | None = None  # (step, cosine progress) where `replan` moved the end
 
     @property
     def total_steps(self) -> int:
@@ -163,7 +165,34 @@ class Trainer:
         return min(int(round(self.cfg.warmup_epochs * self.plan.steps)), self.total_steps // 2)
 
     def lr_at(self, global_step: int) -> float:
+        if self._anchor is not None and global_step >= self._anchor[0]:
+            return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * self._progress(global_step)))
         return cosine_lr(global_step, self.total_steps, self.cfg.lr, self.warmup_steps)
+
+    def _progress(self, step: int) -> float:
+        """Where `step` is on the cosine (0 = end of warm-up, 1 = the schedule's end)."""
+        if self._anchor is not None and step >= self._anchor[0]:
+            s0, p0 = self._anchor
+            return min(1.0, p0 + (1.0 - p0) * (step - s0) / max(self.total_steps - s0, 1))
+        span = max(self.total_steps - self.warmup_steps, 1)
+        return min(max(step - self.warmup_steps, 0), span) / span
+
+    def replan(self, done: int, total: int) -> bool:
+        """Move the schedule's end to `total` steps after `done` were trained; False if not moved.
+
+        A time budget plans its steps from a few probe steps; on a shared
+        machine the throughput then drifts, and a fixed plan either ends early
+        (time left unused) or meets the hard deadline before the learning rate
+        has decayed. Re-planned at an epoch's end, the cosine goes on from
+        where it is (no jump in the learning rate) and reaches 0 at the new end.
+        Warm-up is never re-planned.
+        """
+        total = max(int(total), done)
+        if done < self.warmup_steps or total == self.total_steps:
+            return False
+        self._anchor = (done, self._progress(done))
+        self.cfg = dataclasses.replace(self.cfg, total_steps=total)
+        return True
 
     def _batches(self, epoch: int):
         sampler = DistributedSampler(range(len(self.bundle.train)), num_replicas=self.ctx.world_size,
@@ -241,13 +270,18 @@ class Trainer:
     def fit(self, start_epoch: int, history: list[dict],
             on_epoch_end: Callable[[list[dict]], None] | None = None,
             deadline: Deadline | None = None) -> list[dict]:
-        """Epochs from `start_epoch` to the plan's end, or until `deadline` (then `on_epoch_end` still runs)."""
-        for epoch in range(start_epoch, self.epochs):
+        """Epochs from `start_epoch` to the plan's end, or until `deadline` (then `on_epoch_end` still runs).
+
+        The end is read after every epoch, so an `on_epoch_end` that re-plans (`replan`) moves it.
+        """
+        epoch = start_epoch
+        while epoch < self.epochs:
             history.append(self.run_epoch(epoch, deadline))
             if on_epoch_end is not None:
                 on_epoch_end(history)
             if history[-1].get("stopped_at_deadline"):
                 break
+            epoch += 1
         return history
 
 
