@@ -53,10 +53,9 @@ def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
     return cmd
 
 
-def stage_seconds(out: Path) -> dict[str, float]:
-    """Seconds per stage from each stage's record (run) or the summary (baseline)."""
-    s = json.loads((out / "summary.json").read_text())
-    return {k: v for k, v in (s.get("stage_wall_s") or {}).items() if v is not None}
+def stage_seconds(summary: dict) -> dict[str, float]:
+    """Seconds per stage, as summary.json records them (run and baseline alike)."""
+    return {k: v for k, v in (summary.get("stage_wall_s") or {}).items() if v is not None}
 
 
 def contest(name: str, args: argparse.Namespace, root: Path) -> dict:
@@ -71,7 +70,7 @@ def contest(name: str, args: argparse.Namespace, root: Path) -> dict:
     if not summary.is_file():
         return {**row, "error": f"no summary.json (exit {proc.returncode})"}
     s = json.loads(summary.read_text())
-    stages = stage_seconds(out)
+    stages = stage_seconds(s)
     extra = sum(stages.get(k, 0.0) for k in ("export", "profile"))
     return {**row, "accuracy_int8": s["accuracy_int8"], "accuracy_float": s["accuracy_float"],
             "sram_bytes": s["sram_bytes"], "flash_bytes": s["flash_bytes"], "arena_bytes": s["arena_bytes"],

@@ -61,13 +61,13 @@ def test_markdown_and_html_from_one_block_list(tmp_path):
 
 
 def test_one_run_per_out_dir(tmp_path):
-    from tinynas.pipeline.main import _lock
+    from tinynas.pipeline.main import lock_out_dir
 
-    held = _lock(tmp_path / "run")
+    held = lock_out_dir(tmp_path / "run")
     with pytest.raises(UserError, match="another tinynas run is using"):
-        _lock(tmp_path / "run")
+        lock_out_dir(tmp_path / "run")
     held.close()
-    _lock(tmp_path / "run").close()  # free again once the first run ends
+    lock_out_dir(tmp_path / "run").close()  # free again once the first run ends
 
 
 def test_time_budget_round_trips_through_run_toml():

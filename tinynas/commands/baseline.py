@@ -18,7 +18,7 @@ from pathlib import Path
 from ..baselines import NAMES, baseline_arch
 from ..errors import UserError
 from ..pipeline.config import build_config, read_toml, to_toml
-from ..pipeline.main import _lock, _refuse_foreign
+from ..pipeline.main import lock_out_dir, refuse_foreign
 from ..timebudget import parse_duration
 
 
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"[tinynas baseline] {msg}", file=sys.stderr, flush=True)
 
-    _refuse_foreign(out, args.force)
-    lock = _lock(out)
+    refuse_foreign(out, args.force)
+    lock = lock_out_dir(out)
     try:
         write_text(out / "run.toml", to_toml(cfg))
         bundle, meta = load_run_data(cfg, log)
@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         for name, fn in (("export", stage_export), ("profile", stage_profile)):
             t0 = time.time()
             (out / name).mkdir(parents=True, exist_ok=True)
-            results[name] = {"wall_s": round(time.time() - t0, 1), "result": fn(ctx, out / name)}
-            results[name]["wall_s"] = round(time.time() - t0, 1)
+            result = fn(ctx, out / name)
+            results[name] = {"wall_s": round(time.time() - t0, 1), "result": result}
         s = write_report(out, board, cfg, results, title=f"tinynas baseline {args.model}",
                          command=" ".join(["tinynas", "baseline", args.model, *_cli_args(args, out)]))
     finally:

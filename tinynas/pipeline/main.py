@@ -59,7 +59,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             "export": {"target": args.target}}
 
 
-def _refuse_foreign(out: Path, force: bool) -> None:
+def refuse_foreign(out: Path, force: bool) -> None:
     """Resume our own earlier run in --out, but never write into someone else's folder."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose another --out")
@@ -79,7 +79,7 @@ def _clear(out: Path) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
-def _lock(out: Path):
+def lock_out_dir(out: Path):
     """An exclusive lock on DIR, so two runs never interleave their checkpoints and stages."""
     import fcntl
 
@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
     lock = None
     if rank == 0:
-        _refuse_foreign(out, args.force)
-        lock = _lock(out)
+        refuse_foreign(out, args.force)
+        lock = lock_out_dir(out)
         if args.force:
             _clear(out)
         write_text(out / "run.toml", to_toml(cfg))

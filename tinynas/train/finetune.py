@@ -22,7 +22,6 @@ data.json, finetune.json} all at once (staged directory).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -189,7 +188,6 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     if deadline is not None:
         budget = TimePlan(budget_s=float(time_budget_s), spend=spend)
         stop = _plan_finetune(trainer, budget, deadline, cost, model, val, sel, keep_best, progress and ctx.is_main)
-        cfg = trainer.cfg
     on_end = keeper if budget is None else _replanner(trainer, budget, stop, cost, keeper)
     if trainer.total_steps:
         try:
@@ -205,7 +203,7 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
                             "per_epoch": keeper.scores if keeper else None,
                             "best_epoch": keeper.best_epoch if keeper else len(history),
                             "best": round(keeper.best_score, 5) if keeper else None},
-              "config": {**cfg.to_dict(), "kd_ratio": kd_ratio if teacher is not None else None},
+              "config": {**trainer.cfg.to_dict(), "kd_ratio": kd_ratio if teacher is not None else None},
               "distill": teacher is not None, "teacher": kd, "n_val": len(bundle.val),
               "wall_s": round(sum(h["wall_s"] for h in history), 3), **(info or {}),
               "planned_s": None if budget is None else round(budget.budget_s, 2),
@@ -238,13 +236,12 @@ def _plan_finetune(trainer: Trainer, budget: TimePlan, deadline: Deadline, cost:
         cost["val_s"] = time.perf_counter() - t0
         cost["sel_s"] = cost["val_s"] * len(sel) / max(len(val), 1) if sel is not val else cost["val_s"]
     budget.step_s = trainer.measure_step_s()
-    budget.images_per_s = trainer.plan.batch_size * trainer.ctx.world_size / max(budget.step_s, 1e-9)
+    budget.images_per_s = trainer.images_per_s(budget.step_s)
     per_epoch = cost["sel_s"] if keep_best else 0.0
     train_until = deadline.sooner(cost["val_s"] + per_epoch + WRITE_S)
     budget.planned_steps = plan_steps(train_until.remaining(), budget.step_s, trainer.plan.steps,
                                       per_epoch_s=per_epoch)
-    trainer.cfg = dataclasses.replace(trainer.cfg, total_steps=budget.planned_steps,
-                                      epochs=max(1, -(-budget.planned_steps // trainer.plan.steps)))
+    trainer.set_total_steps(budget.planned_steps)
     if say:
         print(plan_line("finetune", budget.planned_steps, budget.images_per_s, deadline.remaining()),
               file=sys.stderr, flush=True)

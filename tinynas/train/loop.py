@@ -191,8 +191,17 @@ class Trainer:
         if done < self.warmup_steps or total == self.total_steps:
             return False
         self._anchor = (done, self._progress(done))
-        self.cfg = dataclasses.replace(self.cfg, total_steps=total)
+        self.set_total_steps(total)
         return True
+
+    def set_total_steps(self, total: int) -> None:
+        """End the schedule at `total` steps (a time plan's count); cfg.epochs follows, for the records."""
+        self.cfg = dataclasses.replace(self.cfg, total_steps=int(total),
+                                       epochs=max(1, -(-int(total) // self.plan.steps)))
+
+    def images_per_s(self, step_s: float) -> float:
+        """Images all ranks train per second at `step_s` seconds per step."""
+        return self.plan.batch_size * self.ctx.world_size / max(step_s, 1e-9)
 
     def _batches(self, epoch: int):
         sampler = DistributedSampler(range(len(self.bundle.train)), num_replicas=self.ctx.world_size,

@@ -298,15 +298,14 @@ def _plan_supernet(trainer: Trainer, budget: TimePlan, entry: Deadline, scored: 
     fresh = not budget.planned_steps
     if fresh:
         budget.step_s = trainer.measure_step_s()
-        budget.images_per_s = trainer.plan.batch_size * trainer.ctx.world_size / max(budget.step_s, 1e-9)
+        budget.images_per_s = trainer.images_per_s(budget.step_s)
     per_image = budget.step_s / trainer.plan.batch_size
     eval_s = EVAL_COST * per_image * eval_images if scored else 0.0
     train_until = deadline.sooner(eval_s + 2 * EPOCH_WRITE_S)  # the last checkpoint and the final summary
     if fresh:
         budget.planned_steps = plan_steps(train_until.remaining() + EPOCH_WRITE_S, budget.step_s,
                                           trainer.plan.steps, per_epoch_s=EPOCH_WRITE_S)
-        trainer.cfg = dataclasses.replace(trainer.cfg, total_steps=budget.planned_steps,
-                                          epochs=max(1, -(-budget.planned_steps // trainer.plan.steps)))
+        trainer.set_total_steps(budget.planned_steps)
     if say:
         print(plan_line("supernet", budget.planned_steps, budget.images_per_s, deadline.remaining())
               + ("" if fresh else f" (resumed: {budget.spend.before:.0f} s spent before)"),
