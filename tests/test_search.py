@@ -90,6 +90,28 @@ def test_latency_limit_error_names_latency(task):
         search(spec, cm, acc, budget=10, latency_ms=1.0)
 
 
+@pytest.mark.parametrize("strategy", ["evolution", "random"])
+def test_macs_limit_keeps_every_candidate_trainable(task, strategy):
+    spec, cm, _ = task
+    free = search(spec, cm, SyntheticAccuracy(spec, 0), strategy=strategy, budget=30, seed=2)
+    cap = float(np.median([h["macs"] for h in free["history"]]))
+    r = search(spec, cm, SyntheticAccuracy(spec, 0), strategy=strategy, budget=30, seed=2, max_macs=cap)
+    assert r["history"] and all(h["macs"] <= cap for h in r["history"])
+    assert r["limits"]["macs"] == cap
+    with pytest.raises(UserError, match=r"compute needs at least .* M MACs \(the time budget trains .*--time"):
+        search(spec, cm, SyntheticAccuracy(spec), budget=5, max_macs=1.0)
+
+
+def test_search_macs_limit_follows_the_space_cap():
+    from tinynas.pipeline.stages import search_macs_limit
+
+    row = {"width_mult": 0.5, "resolution": [32, 32], "macs_p50": 20e6}
+    space = {"chosen": {"width_mult": 0.5, "resolution": [32, 32]}, "table": [row]}
+    assert search_macs_limit(space) is None  # counts, not a clock
+    assert search_macs_limit({**space, "train_cost": {"max_macs": 30e6}}) == 30e6
+    assert search_macs_limit({**space, "train_cost": {"max_macs": 5e6}}) == 20e6  # half the space stays
+
+
 def test_tight_board_falls_back_to_the_smallest_without_hanging(task):
     spec, cm, _ = task
     s = smallest_candidate(Problem(spec, cm, SyntheticAccuracy(spec)))

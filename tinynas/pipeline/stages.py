@@ -185,17 +185,41 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
 
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
+    macs = search_macs_limit(json.loads((ctx.out / "space" / "space.json").read_text(encoding="utf-8")))
+    if macs is not None:
+        ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (more than the time budget trains)")
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
                      proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
-                     prefer=s["prefer"], tie_z=s["tie_z"], time_budget_s=ctx.allotted.get("search"))
+                     prefer=s["prefer"], tie_z=s["tie_z"], time_budget_s=ctx.allotted.get("search"),
+                     max_macs=macs)
     best = res["best"]
     sel = res.get("selection") or {}
     ctx.log(f"search: winner {best['accuracy']:.4f} {sel.get('split', 'val')} accuracy (inherited weights; "
             f"cheapest of {sel.get('tied', 1)} within noise of the best), {best['macs']:,} MACs, "
             f"SRAM {best['sram_bytes']:,} B, flash {best['flash_bytes']:,} B, {best['latency_ms']:.1f} ms")
     return {"best_arch": str(d / "best_arch.json"), "accuracy_supernet": best["accuracy"],
-            "candidates": len(res["history"])}
+            "candidates": len(res["history"]), "max_macs": macs}
+
+
+def search_macs_limit(space: dict[str, Any]) -> float | None:
+    """The most MACs the winner may have under a time budget (None without one).
+
+    The space stage capped the chosen space's mean MACs at what the supernet's
+    share trains for `space.min_epochs`; without a limit in the search the
+    winner was still the biggest subnet that fits the board (CIFAR-10 at 20 min
+    on stm32f746g-disco: 25.4 M MACs where the cap was 8.9 M, and it lost to
+    ResNet-8). The search keeps the same cap, but never below the chosen
+    space's median, so that at least half of the space stays searchable when
+    the budget is too short for any space.
+    """
+    cap = (space.get("train_cost") or {}).get("max_macs")
+    if cap is None:
+        return None
+    row = next((r for r in space["table"] if r["width_mult"] == space["chosen"]["width_mult"]
+                and list(r["resolution"]) == list(space["chosen"]["resolution"])), None)
+    median = (row or {}).get("macs_p50") or 0.0
+    return float(max(cap, median))
 
 
 def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:

@@ -55,18 +55,22 @@ def search(spec: SpaceSpec, efficiency: Any, accuracy: Callable, *, strategy: st
            state_path: str | os.PathLike | None = None, resume: bool = False,
            options: Mapping[str, Any] | None = None,
            predictor_options: Mapping[str, Any] | None = None,
-           stop: Callable[[], bool] | None = None, chunk: int = 1) -> dict[str, Any]:
+           stop: Callable[[], bool] | None = None, chunk: int = 1,
+           max_macs: float | None = None) -> dict[str, Any]:
     """Run one strategy under the constraints; returns the search.json content.
 
     `stop` (a time limit) ends the search early: it is asked between chunks
     of `chunk` candidates and, once true, no more candidates are evaluated.
+
+    `max_macs` is a fourth limit beside SRAM, flash and latency: the compute
+    a time budget can train (`tinynas run --time` sets it; see `search_macs_limit`).
 
     `options` override the strategy's defaults (EvolutionConfig fields, aging's
     population/sample_size/batch, RLConfig fields, random's chunk);
     `state_path`/`resume` apply to rl (the controller checkpoint).
     """
     _check_args(strategy, budget, predictor)
-    problem = Problem(spec, efficiency, accuracy, latency_ms, latency_weight)
+    problem = Problem(spec, efficiency, accuracy, latency_ms, latency_weight, max_macs)
     check_space_fits(problem)
     bar = _progress(budget, strategy, progress)
     archive = Archive(problem, budget, strategy, on_eval=bar, stop=stop, chunk=chunk)
@@ -252,7 +256,7 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
                bundle: Any = None, device: str | None = "auto", resume: bool = False, force: bool = False, progress: bool = True,
                options: Mapping[str, Any] | None = None, evaluator_options: Mapping[str, Any] | None = None,
                prefer: str = "efficient", tie_z: float = 1.0,
-               time_budget_s: float | None = None) -> dict[str, Any]:
+               time_budget_s: float | None = None, max_macs: float | None = None) -> dict[str, Any]:
     """Search a trained supernet for `board`; rank 0 writes out_dir; returns the search.json content.
 
     With `time_budget_s` (counted from this call) `budget` is ignored: the
@@ -306,12 +310,13 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
                     latency_weight=latency_weight, predictor=predictor, top_k=top_k,
                     progress=progress and _rank() == 0, state_path=state, resume=resume,
                     options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})},
-                    stop=_agreed(stop), chunk=_world())
+                    stop=_agreed(stop), chunk=_world(), max_macs=max_macs)
     result.update(supernet=src, calib_images=calib_images, proxy=proxy)
     pool = finalists(result, proxy["images"] if proxy else len(sel), tie_z) if result["best"] else []
     if proxy is not None:
         pool = _fit_pool(pool, deadline, plan.get("full_candidate_s", 0.0))
-        rerank_finalists(result, pool, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight))
+        rerank_finalists(result, pool, full_eval, Problem(spec, cm, full_eval, latency_ms, latency_weight,
+                                                                  max_macs))
     if pool:
         result["best"], result["selection"] = choose_winner(pool, len(sel), prefer, tie_z)
         result["selection"]["split"] = bundle.selection_split

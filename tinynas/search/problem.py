@@ -6,6 +6,7 @@ Following Once-for-All's split, the three parts are separable and duck-typed:
   (fields macs, params, flash_bytes, arena_bytes, sram_bytes, latency_ms) and
   `constraint_masks(costs, latency_ms) -> {"sram", "flash", "latency": bool}`
   (tinynas.costmodel.CostModel, or the synthetic stand-in);
+  (`macs` is a fourth, optional limit: the compute a time budget can train);
 - accuracy: any callable `(archs: list[dict]) -> array of accuracies in [0, 1]`
   (tinynas.supernet.SupernetEvaluator, or a synthetic function);
 - the search algorithm (the strategy modules) sees only `Problem` and `Archive`.
@@ -27,8 +28,8 @@ from ..space.spec import SpaceSpec
 from .genomes import spec_at
 
 COST_FIELDS = ("macs", "params", "flash_bytes", "arena_bytes", "sram_bytes", "latency_ms")
-CONSTRAINTS = ("sram", "flash", "latency")
-METRIC_OF = {"sram": "sram_bytes", "flash": "flash_bytes", "latency": "latency_ms"}
+CONSTRAINTS = ("sram", "flash", "latency", "macs")
+METRIC_OF = {"sram": "sram_bytes", "flash": "flash_bytes", "latency": "latency_ms", "macs": "macs"}
 
 
 @dataclass
@@ -45,7 +46,10 @@ class CostBatch:
 
     @property
     def feasible(self) -> np.ndarray:
-        return ~(self.violated["sram"] | self.violated["flash"] | self.violated["latency"])
+        bad = np.zeros(len(self.genomes), bool)
+        for k in CONSTRAINTS:
+            bad |= self.violated[k]
+        return ~bad
 
     def take(self, idx: np.ndarray | Sequence[int]) -> "CostBatch":
         idx = np.asarray(idx, dtype=np.int64)
@@ -75,6 +79,7 @@ class Problem:
     accuracy: Callable[[list[Arch]], Any]
     latency_ms: float | None = None
     latency_weight: float = 0.0
+    max_macs: float | None = None  # a time budget's limit: bigger subnets cannot be trained in it
     _specs: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +90,8 @@ class Problem:
                             "(MnasNet uses -0.07: slower models are rewarded less)")
         if self.latency_weight and self.latency_ms is None:
             raise UserError("--latency-weight needs --latency-ms T (the target of ACC * (LAT/T)^w)")
+        if self.max_macs is not None and not self.max_macs > 0:
+            raise UserError(f"MACs limit {self.max_macs}: must be > 0")
 
     @property
     def length(self) -> int:
@@ -98,7 +105,7 @@ class Problem:
         """The limit behind each constraint (None where unknown or unset)."""
         b = getattr(self.efficiency, "board", None)
         return {"sram": getattr(b, "sram_bytes", None), "flash": getattr(b, "flash_bytes", None),
-                "latency": self.latency_ms}
+                "latency": self.latency_ms, "macs": self.max_macs}
 
     def spec_for(self, side: int) -> SpaceSpec:
         if side not in self._specs:
@@ -121,6 +128,8 @@ class Problem:
         masks = self.efficiency.constraint_masks(c, self.latency_ms)
         values = {k: np.asarray(getattr(c, k)) for k in COST_FIELDS}
         violated = {k: np.asarray(masks.get(k, np.zeros(len(g), bool)), bool) for k in CONSTRAINTS}
+        if self.max_macs is not None:
+            violated["macs"] = values["macs"] > self.max_macs
         return CostBatch(g, r, values, violated)
 
     def fitness(self, accuracy: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:

@@ -24,11 +24,11 @@ DEFAULT_TRIES = 20_000
 
 Proposer = Callable[[int], "tuple[np.ndarray, np.ndarray | None]"]
 
-_NAMES = {"sram": "SRAM", "flash": "flash", "latency": "latency"}
+_NAMES = {"sram": "SRAM", "flash": "flash", "latency": "latency", "macs": "compute"}
 
 
 def _fmt(k: str, v: float) -> str:
-    return f"{v:.2f} ms" if k == "latency" else f"{int(v):,} B"
+    return {"latency": f"{v:.2f} ms", "macs": f"{v / 1e6:.1f} M MACs"}.get(k, f"{int(v):,} B")
 
 
 def infeasible_message(problem: Problem, smallest: CostBatch) -> str:
@@ -41,9 +41,11 @@ def infeasible_message(problem: Problem, smallest: CostBatch) -> str:
     for k in over:
         need = _fmt(k, smallest.values[METRIC_OF[k]][0])
         allows = (f"limit --latency-ms {lim[k]:g}" if k == "latency"
+                  else f"the time budget trains {_fmt(k, lim[k])}" if k == "macs"
                   else f"{problem.board_id} allows {_fmt(k, lim[k])}" if lim[k] else "over the limit")
         parts.append(f"{_NAMES[k]} needs at least {need} ({allows})")
     hint = ("raise --latency-ms or pick a faster board" if over[0] == "latency"
+            else "give the run more --time" if over[0] == "macs"
             else "pick a smaller space (lower width multiplier or resolution, see `tinynas space`) or a larger board")
     return f"no subnet of the space fits {problem.board_id}: even the smallest one misses: {'; '.join(parts)}; {hint}"
 
