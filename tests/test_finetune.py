@@ -112,3 +112,16 @@ def test_a_teacher_no_better_than_the_student_is_dropped():
     assert kd["used"] is False and "not clearly better" in kd["reason"]
     assert _teacher_check(Constant(), batches, student=0.05, n=40)["used"] is True
     assert _teacher_check(None, batches, student=0.5, n=40)["used"] is False
+
+
+def test_under_a_clock_a_dear_teacher_is_not_used(setup, tmp_path):
+    from tinynas.train.finetune import TEACHER_MAX_EXTRA, _teacher_too_dear
+
+    root, bundle, spec, sn, arch = setup
+    assert _teacher_too_dear(sn, sn.largest()) is None  # the teacher itself: +33% per step
+    small = smallest_arch(spec)
+    dear = _teacher_too_dear(sn, small)
+    assert dear["extra_step_cost"] > TEACHER_MAX_EXTRA and "time budget" in dear["reason"]
+    r = finetune(small, root / "sn", bundle, tmp_path / "ft", None, distill=True, batch_size=16,
+                 progress=False, calib_images=64, force=True, time_budget_s=6.0)
+    assert r["distill"] is False and r["teacher"]["extra_step_cost"] == dear["extra_step_cost"]

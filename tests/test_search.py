@@ -124,7 +124,7 @@ def test_tight_board_falls_back_to_the_smallest_without_hanging(task):
 
 def test_bad_arguments(task):
     spec, cm, acc = task
-    for kw, pat in [({"strategy": "nope"}, "--strategy"), ({"budget": 0}, "--budget"),
+    for kw, pat in [({"strategy": "nope"}, "--strategy"), ({"budget": 0}, "--candidates"),
                     ({"predictor": "mlp", "strategy": "rl"}, "--predictor"),
                     ({"latency_weight": -0.07}, "needs --latency-ms"),
                     ({"latency_weight": 0.5, "latency_ms": 500.0}, "must be <= 0")]:

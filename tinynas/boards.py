@@ -37,10 +37,14 @@ CORES: tuple[str, ...] = (
     "cortex-m55",
     "cortex-m85",
     "xtensa-lx7",
+    "riscv32-imc",
 )
 FPUS: tuple[str, ...] = ("none", "sp", "dp")
 KERNELS: tuple[str, ...] = ("cmsis-nn", "esp-nn", "reference")
 POINTER_SIZES: tuple[int, ...] = (2, 4, 8)
+
+# The board a command assumes when --board is not given (MCUNet's reference board).
+DEFAULT_BOARD = "stm32f746g-disco"
 
 # `tinynas boards` lists the built-ins in this order (roughly: MCUNet/MLPerf reference
 # boards first, then popular hobby boards); any other TOML in profiles/ follows by id.
@@ -59,6 +63,11 @@ BUILTIN_ORDER: tuple[str, ...] = (
     "sparkfun-edge",
     "adafruit-metro-m4",
     "teensy-41",
+    "rpi-pico2",
+    "b-u585i-iot02a",
+    "ek-ra8d1",
+    "alif-ensemble-e7-hp",
+    "esp32-c3-devkitm",
 )
 
 # TFLM's own footprint, measured by MicroNets on an STM32F746ZG (reference README).
@@ -107,6 +116,16 @@ DEFAULT_RESERVES: Mapping[str, _Reserve] = MappingProxyType(
             "stack and an 8 KiB / 64 KiB application allowance that is 192 KiB SRAM and "
             "384 KiB flash (see profiles/esp32-s3-devkitc.toml).",
         ),
+        "riscv32-imc": _Reserve(
+            160 * KIB,
+            384 * KIB,
+            "core-family default (the file has no [reserve] table): ESP-IDF on an ESP32-C3/C6 "
+            "keeps its I-cache, IRAM code, static data and FreeRTOS task stacks in internal SRAM "
+            "(about 140 KiB) and a 2nd-stage bootloader, partition table and about 200 KiB of "
+            "base image in flash; with TFLM 4 KiB / 37 KiB, an 8 KiB stack and an 8 KiB / 64 KiB "
+            "application allowance that is 160 KiB SRAM and 384 KiB flash "
+            "(see profiles/esp32-c3-devkitm.toml).",
+        ),
     }
 )
 
@@ -149,6 +168,12 @@ class Board:
     def flash_available(self) -> int:
         """Flash left for the model (weights + graph) once code and bootloaders are served."""
         return self.flash_bytes - self.flash_reserved_bytes
+
+    @property
+    def spec(self) -> str:
+        """What --board takes to load this board again: a built-in's id, else its .toml path."""
+        builtin = self.path.resolve().parent == profiles_dir().resolve()
+        return self.id if builtin else str(self.path)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict: every field, plus the two derived `*_available` sizes."""
@@ -269,8 +294,9 @@ def parse_board(table: Mapping[str, Any], path: Path, where: str | None = None) 
     kernels = f.choice("kernels", KERNELS)
     if kernels == "cmsis-nn" and not core.startswith("cortex-m"):
         raise f.fail("kernels", f"is 'cmsis-nn', which needs an Arm Cortex-M core, but core is {core!r}; use 'esp-nn' or 'reference'")
-    if kernels == "esp-nn" and core != "xtensa-lx7":
-        raise f.fail("kernels", f"is 'esp-nn', which needs core 'xtensa-lx7', but core is {core!r}; use 'cmsis-nn' or 'reference'")
+    if kernels == "esp-nn" and core not in ("xtensa-lx7", "riscv32-imc"):
+        raise f.fail("kernels", f"is 'esp-nn', which needs core 'xtensa-lx7' or 'riscv32-imc', but core is {core!r}; "
+                                "use 'cmsis-nn' or 'reference'")
 
     sram = f.integer("sram_bytes")
     flash = f.integer("flash_bytes")
@@ -413,3 +439,21 @@ def load_board(spec: str | os.PathLike) -> Board:
         f"unknown board '{raw}'{hint} (run `tinynas boards` for the list, "
         f"or pass --board path/to/board.toml)"
     )
+
+
+def add_board_argument(parser: Any, required: bool = False, from_config: bool = False) -> None:
+    """--board, spelt, described and defaulted the same way in every command.
+
+    Commands that check a model against a board default to DEFAULT_BOARD; with
+    `from_config` the default is left to the config file (which itself defaults
+    to DEFAULT_BOARD), so a run.toml's board is not overridden by argparse. The
+    LUT commands pass `required`: the table they write belongs to one board.
+    """
+    text = "board id, alias, or path to a board .toml (`tinynas boards` lists them)"
+    if required:
+        parser.add_argument("--board", required=True, metavar="ID", help=text)
+    elif from_config:
+        parser.add_argument("--board", metavar="ID", help=f"{text} (default: run.board of --config, else "
+                                                          f"{DEFAULT_BOARD})")
+    else:
+        parser.add_argument("--board", default=DEFAULT_BOARD, metavar="ID", help=f"{text} (default: %(default)s)")

@@ -3,6 +3,7 @@
 Each subcommand lives in its own module under tinynas.commands and exposes
 `add_parser(subparsers)`; the module's parser sets `func`. Commands are imported
 lazily by name so that `tinynas boards` does not pay for importing TensorFlow.
+Every command's help ends with one example, taken from COMMANDS here.
 """
 
 from __future__ import annotations
@@ -12,21 +13,50 @@ import importlib
 import os
 import sys
 
-from .errors import UserError, one_line
+from .errors import VERBOSE_ENV, UserError, one_line, os_error_text
 
-# (command name, module under tinynas.commands, one-line help)
-COMMANDS: list[tuple[str, str, str]] = [
-    ("boards", "boards", "list the built-in boards, or show one"),
-    ("profile", "profile", "memory, flash and latency of a .tflite on a board"),
-    ("space", "space", "search-space optimization: pick width x resolution for a board"),
-    ("export", "export", "int8 TFLite, ONNX, C arrays and firmware for a model"),
-    ("lut", "lut", "latency lookup tables: measure kits and import logs"),
-    ("train-supernet", "train_supernet", "train a weight-sharing supernet (SPOS)"),
-    ("search", "search", "constrained search over a trained supernet"),
-    ("finetune", "finetune", "fine-tune a found subnet"),
-    ("run", "run", "data to firmware in one command"),
-    ("baseline", "baseline", "train a hand-designed model (resnet8, dscnn, mobilenetv2) like a run"),
+# (command name, module under tinynas.commands, one-line help, one example)
+COMMANDS: list[tuple[str, str, str, str]] = [
+    ("boards", "boards", "list the built-in boards, or show one",
+     "tinynas boards show stm32f746g-disco"),
+    ("profile", "profile", "memory, flash and latency of a .tflite on a board",
+     "tinynas profile model.tflite --board nucleo-f446re --plot memory.png"),
+    ("space", "space", "search-space optimization: pick width x resolution for a board",
+     "tinynas space --board stm32f746g-disco --input 32x32x3 --classes 10 --out space"),
+    ("export", "export", "int8 TFLite, ONNX, C arrays and firmware for a model",
+     "tinynas export model.tflite --target arduino --out fw"),
+    ("lut", "lut", "latency lookup tables: measure kits and import logs",
+     "tinynas lut measure --board nucleo-f446re --out kit_f446"),
+    ("train-supernet", "train_supernet", "train a weight-sharing supernet (SPOS)",
+     "tinynas train-supernet --space space/space.json --data digits --epochs 5 --out supernet"),
+    ("search", "search", "constrained search over a trained supernet",
+     "tinynas search --supernet supernet --board stm32f746g-disco --candidates 100 --out search"),
+    ("finetune", "finetune", "fine-tune a found subnet",
+     "tinynas finetune --arch search/best_arch.json --supernet supernet --epochs 5 --out finetune"),
+    ("run", "run", "data to firmware in one command",
+     "tinynas run --board stm32f746g-disco --data digits --time 5m --out runs/demo"),
+    ("baseline", "baseline", "train a hand-designed model (resnet8, dscnn, mobilenetv2) like a run",
+     "tinynas baseline resnet8 --data digits --time 2m --out runs/resnet8"),
 ]
+
+DESCRIPTION = """\
+Find a neural network that provably fits a microcontroller, and ship it to
+TensorFlow Lite Micro: an int8 .tflite, C arrays and a firmware project, with
+the tensor arena, flash and latency known before anything is flashed.
+
+Start with `tinynas run` (data and a board in, a model, firmware and a report
+out), or `tinynas profile` to check a .tflite you already have. The other
+commands are the stages of `run`, one at a time.
+"""
+
+EPILOG = """\
+examples:
+  tinynas boards                                     # the built-in boards
+  tinynas profile model.tflite --board nucleo-f446re # will it fit, how fast?
+  tinynas run --board stm32f746g-disco --out runs/demo
+
+`tinynas COMMAND --help` describes a command and ends with an example.
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,10 +68,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinynas", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser = _Parser(prog="tinynas", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tinynas {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's, absl's and oneDNN's own log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, module, help_text in COMMANDS:
+    for name, module, help_text, example in COMMANDS:
         if wanted is not None and wanted != name:
             sub.add_parser(name, help=help_text)
             continue
@@ -53,15 +89,62 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                 continue
             raise
         mod.add_parser(sub, name, help_text)
+        _add_example(sub.choices[name], example)
+        _add_verbose(sub.choices[name])
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """Accept --verbose after the command too (`tinynas run --verbose`), in nested commands as well."""
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow's, absl's and oneDNN's own log lines")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_verbose(child)
+
+
+def _add_example(parser: argparse.ArgumentParser, example: str) -> None:
+    """End the command's help with its example, kept on one line (argparse would re-wrap it)."""
+    if parser.epilog is None:
+        parser.epilog = f"example:\n  {example}"
+        parser.formatter_class = _ExampleFormatter
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """Wraps descriptions and help as usual, but prints the epilog as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Keep TensorFlow's, absl's and oneDNN's log lines out of tinynas's output unless --verbose.
+
+    Must run before TensorFlow is imported: TF_CPP_MIN_LOG_LEVEL is read once,
+    at import. It hides the C++ INFO/WARNING lines (oneDNN, cpu_feature_guard,
+    absl's "All log messages before absl::InitializeLog()"); the lines the
+    converter prints directly are caught by errors.quiet_native_logs, and the
+    Python absl logger ("WARNING:absl:Please consider providing the
+    trackable_obj ...") is raised to ERROR here. Values the user set win.
+    """
+    import logging
+
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    logging.getLogger("absl").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # TensorFlow's C++ start-up chatter buries our progress lines; users can still override it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    quiet_third_party(bool(getattr(args, "verbose", False)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
@@ -73,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("tinynas: interrupted\n")
         return 130
+    except OSError as e:  # a filesystem error the checks did not foresee: still one line, exit 2
+        sys.stderr.write(f"tinynas: error: {one_line(os_error_text(e))}\n")
+        return 2
     return int(rc or 0)
 
 

@@ -1,11 +1,23 @@
-"""One exception type for everything a user can get wrong.
+"""One exception type for everything a user can get wrong, and a quiet stderr.
 
 The CLI turns a UserError into a single line on stderr and exit code 2, so every
 module can raise it deep inside and never print tracebacks at people who merely
-passed a bad file or flag.
+passed a bad file or flag. For the same reason third-party native code (the
+TFLite converter, TFLM) is kept from writing its log lines between ours unless
+the user asks for them (`tinynas --verbose`, i.e. TINYNAS_VERBOSE=1).
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+# Set by `tinynas --verbose`; an environment variable so that child processes
+# (the TFLM measurement, torchrun workers) inherit the choice.
+VERBOSE_ENV = "TINYNAS_VERBOSE"
 
 
 class UserError(Exception):
@@ -17,3 +29,65 @@ class UserError(Exception):
 def one_line(msg: str) -> str:
     """Collapse a message onto one line, so error output stays greppable."""
     return " ".join(str(msg).split())
+
+
+def os_error_text(e: OSError) -> str:
+    """'runs/x/a.json: Permission denied' rather than a traceback or an errno repr."""
+    where = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        where = f"{where} -> {e.filename2}"
+    what = e.strerror or str(e)
+    return f"{where}: {what}" if where else what
+
+
+def verbose() -> bool:
+    """Whether the user asked to see third-party log lines (TINYNAS_VERBOSE)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+class CapturedStderr:
+    """Capture C-level writes to fd 2 (TFLM and the TFLite converter log there, not to sys.stderr)."""
+
+    def __enter__(self) -> "CapturedStderr":
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile(mode="w+b")
+        self.saved_fd = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()  # Python-level writes made inside belong to the capture too
+        os.dup2(self.saved_fd, 2)
+        os.close(self.saved_fd)
+        self._tmp.seek(0)
+        self.text = self._tmp.read().decode("utf-8", "replace")
+        self._tmp.close()
+
+
+@contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Hide what native libraries print to fd 2 inside the block, unless verbose.
+
+    TF_CPP_MIN_LOG_LEVEL does not reach lines such as the converter's
+    `fully_quantize: 0, inference_type: 6, ...`, which are printed directly;
+    only redirecting the file descriptor does. When the block fails, the hidden
+    lines are replayed, so the reason is never lost. Python's own sys.stderr
+    (tinynas's progress lines and bars) still reaches the terminal.
+    """
+    if verbose():
+        yield
+        return
+    cap = CapturedStderr()
+    python_stderr = sys.stderr
+    try:
+        with cap:
+            sys.stderr = open(os.dup(cap.saved_fd), "w", buffering=1, encoding="utf-8", errors="replace")
+            try:
+                yield
+            finally:
+                sys.stderr.close()
+                sys.stderr = python_stderr
+    except BaseException:
+        sys.stderr.write(cap.text)
+        raise

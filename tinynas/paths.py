@@ -29,3 +29,73 @@ def shared_dir() -> Path:
     """../shared beside the checkout: third-party models and data for tests and benchmarks."""
     env = os.environ.get("TINYNAS_SHARED")
     return Path(env) if env else project_root().parent / "shared"
+
+
+# ------------------------------------------------------------------ checks before work starts
+
+
+def check_input_file(path: str | os.PathLike, what: str = "input file") -> Path:
+    """A readable regular file, or a UserError that says which and why.
+
+    Checked before reading: a FIFO or a device would block the read forever,
+    and a permission error deep inside a parser would surface as a traceback.
+    """
+    import stat
+
+    from .errors import UserError
+
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{what} {p} does not exist; check the path") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {p}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {p} is a directory; pass a file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{what} {p} is not a regular file (a pipe, socket or device); pass a file")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot read {what} {p}: {e.strerror}") from None
+    return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    """p itself or its closest ancestor that exists (what mkdir -p would start from)."""
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """A folder we can create or write into; refused before any work starts.
+
+    Catches the cases that would otherwise fail only at the end of a long job:
+    the path is a file, a parent is a file, or the folder is not writable.
+    """
+    from .errors import UserError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} {p} exists and is not a directory; choose another {flag}")
+    base = _nearest_existing(p)
+    if not base.is_dir():
+        raise UserError(f"{flag} {p}: {base} is a file, not a directory; choose another {flag}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {p}: no permission to write in {base}; choose another {flag}")
+    return p
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """A file path whose folder we can create or write into, and which is not a folder itself."""
+    from .errors import UserError
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} {p} is a directory; give a file name")
+    check_output_dir(p.parent, flag)
+    return p

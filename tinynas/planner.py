@@ -10,9 +10,15 @@ own objects. Every allocation is aligned to 16 bytes.
 
 Struct sizes differ between the 64-bit x86 runtime we can measure against and
 the 32-bit boards we ship to, so the tail is parameterized by pointer width.
-The per-op constants were read off TFLM's RecordingMicroAllocator on the x86-64
-Python runtime (tflite-micro 0.dev20261023) and are checked against it in the
-tests; the 32-bit figures scale the pointer-sized fields.
+What each op adds (op data, per-channel arrays, LSTM/SVDF buffers, scratch per
+kernel library, subgraphs it runs) is its spec's in the op registry
+(tinynas.ops); this module only knows how TFLM's allocator lays those out:
+one lifetime scope per op with called subgraphs nested inside the caller's
+scope, variable tensors and resource-variable buffers in the tail, and the
+arena peaks (plan, commit, the largest Prepare). The constants were read off
+TFLM's RecordingMicroAllocator on the x86-64 Python runtime (tflite-micro
+0.dev20261023) and are checked against it in the tests; the 32-bit figures
+scale the pointer-sized fields.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import dataclass, field
 
 
 from .graph import Graph, Op
+from .ops import Target, op_spec
+from .ops.control import resource_variable_bytes
 
 ALIGN = 16
 
@@ -33,35 +41,74 @@ def align_up(n: int, a: int = ALIGN) -> int:
 
 
 def tensor_lifetimes(g: Graph) -> dict[int, tuple[int, int]]:
-    """First-created and last-used op index of every tensor the planner places.
+    """First-created and last-used op index of every tensor of the main subgraph the planner places.
 
     Constants live in flash and variables are persistent, so neither is planned.
-    Graph inputs exist from op 0; graph outputs live to the end.
+    Graph inputs exist from op 0; graph outputs live to the end. (Subgraphs that
+    control-flow ops run are planned by `planned_buffers`, in TFLM's scopes.)
     """
-    n_ops = len(g.ops)
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for t in g.inputs:
-        first[t] = 0
-    for i, op in enumerate(g.ops):
-        for t in op.inputs:
-            if t >= 0:
-                first.setdefault(t, i)
-                last[t] = i
-        for t in op.outputs:
-            if t >= 0:
-                first.setdefault(t, i)
-                last[t] = max(last.get(t, i), i)
-    for t in g.outputs:
-        first.setdefault(t, 0)
-        last[t] = max(n_ops - 1, 0)
-    planned = {}
-    for t, f in first.items():
-        ten = g.tensors[t]
-        if ten.is_const or ten.is_variable:
-            continue
-        planned[t] = (f, last.get(t, f))
-    return planned
+    return {t: (max(f - 1, 0), max(l - 1, 0)) for (sub, t), (f, l) in _scopes(g)[0].items()
+            if sub == 0 and f >= 0}
+
+
+@dataclass
+class _Walk:
+    """TFLM's AllocationInfoBuilder walk: one scope per op, nested subgraphs inside their caller."""
+
+    graphs: list[Graph]
+    scope: int = 0
+    life: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    op_scopes: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+
+    def _mark(self, key: tuple[int, int], first: bool) -> None:
+        cur = self.life.setdefault(key, [-1, -1])
+        if first and cur[0] == -1:
+            cur[0] = self.scope
+        if not first:
+            cur[1] = self.scope
+
+    def run(self, sub: int) -> None:
+        g = self.graphs[sub]
+        for t in g.inputs:
+            self._mark((sub, t), True)
+            self._mark((sub, t), False)
+        for op in g.ops:
+            self.scope += 1
+            for t in op.outputs:
+                if t >= 0:
+                    self._mark((sub, t), True)
+            start = self.scope
+            for field_name in op_spec(op.type).subgraphs:
+                callee = op.options.get(field_name)
+                if isinstance(callee, int) and 0 < callee < len(self.graphs):
+                    self.scope += 1
+                    self.run(callee)
+            for t in (*op.inputs, *op.outputs):
+                if t >= 0:
+                    self._mark((sub, t), False)
+            self.op_scopes[(sub, op.index)] = (start, self.scope)
+        for t in g.outputs:
+            self._mark((sub, t), True)
+            self._mark((sub, t), False)
+
+
+def _scopes(g: Graph) -> tuple[dict[tuple[int, int], tuple[int, int]], dict[tuple[int, int], tuple[int, int]]]:
+    """(lifetime per planned (subgraph, tensor), scope span per (subgraph, op)), in TFLM's scope units.
+
+    A tensor is planned when it has no constant data, is not a variable, has
+    bytes and is not a resource handle (tinynas.ops.control); one no op touches
+    gets (-1, -1), which overlaps nothing (TFLM still places it).
+    """
+    w = _Walk(g.all_subgraphs)
+    w.run(0)
+    life = {}
+    for sub, sg in enumerate(w.graphs):
+        for t in sg.tensors:
+            if t.is_const or t.is_variable or t.nbytes == 0 or t.dtype == "resource":
+                continue
+            f, l = w.life.get((sub, t.index), (-1, -1))
+            life[(sub, t.index)] = (f, l)
+    return life, w.op_scopes
 
 
 # ------------------------------------------------------------------ greedy placement
@@ -150,107 +197,63 @@ class StructSizes:
     kernel_globals: int       # persistent buffers every model allocates once
     allocation_info: int      # per tensor, in temp memory while the plan is made
     planner_per_buffer: int   # greedy planner bookkeeping per planned buffer
+    scratch_handle: int       # ScratchBufferHandle per scratch buffer (one pointer)
+    subgraph_allocations: int  # SubgraphAllocations per subgraph beyond the first
+    multi_subgraph_temp: int  # temp bytes while planning a multi-subgraph model (measured)
+    per_subgraph_temp: int    # and per subgraph (subgraph offsets, scope bookkeeping)
+    scratch_request: int      # ScratchBufferRequest per scratch buffer, in the head while planning
 
 
-STRUCTS_64 = StructSizes(8, 488, 24, 64, 32, 64, 16, 32, 40)
-STRUCTS_32 = StructSizes(4, 264, 12, 40, 24, 32, 8, 20, 40)
-
-# Builtin option structs (ints only, so the same on both widths), 4-byte aligned.
-BUILTIN_BYTES = {
-    "CONV_2D": 28, "DEPTHWISE_CONV_2D": 28, "FULLY_CONNECTED": 32, "ADD": 8, "SUB": 8,
-    "MUL": 8, "AVERAGE_POOL_2D": 40, "MAX_POOL_2D": 40, "L2_POOL_2D": 40, "SOFTMAX": 4,
-    "RESHAPE": 36, "MEAN": 4, "SUM": 4, "REDUCE_MAX": 4, "CONCATENATION": 8, "PACK": 8,
-    "UNPACK": 8, "STRIDED_SLICE": 24, "SHAPE": 4, "SQUEEZE": 36, "TRANSPOSE_CONV": 20,
-    "SPLIT": 4, "LEAKY_RELU": 4, "GATHER": 8, "RESIZE_NEAREST_NEIGHBOR": 4,
-    "RESIZE_BILINEAR": 4, "PAD": 0, "QUANTIZE": 0, "DEQUANTIZE": 0, "LOGISTIC": 0,
-    "RELU": 0, "RELU6": 0, "TANH": 0, "HARD_SWISH": 0,
-}
-_DEFAULT_BUILTIN = 16
-
-# Kernel op data allocated in Init/Prepare (x86-64 reference kernels), excluding
-# the per-channel multiplier/shift arrays, which are counted from channel counts.
-OPDATA_BYTES = {
-    "CONV_2D": 80, "DEPTHWISE_CONV_2D": 80, "FULLY_CONNECTED": 72, "ADD": 60, "SUB": 60,
-    "MUL": 40, "AVERAGE_POOL_2D": 32, "MAX_POOL_2D": 32, "SOFTMAX": 80, "MEAN": 44,
-    "SUM": 44, "QUANTIZE": 24, "DEQUANTIZE": 24, "LOGISTIC": 24, "TANH": 24,
-    "RESHAPE": 0, "SQUEEZE": 0, "CONCATENATION": 48, "PAD": 24, "HARD_SWISH": 32,
-    "LEAKY_RELU": 16, "RELU": 16, "RELU6": 16,
-}
-_DEFAULT_OPDATA = 32
-_OPDATA_POINTERS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "SOFTMAX": 2}
-_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+STRUCTS_64 = StructSizes(8, 488, 24, 64, 32, 64, 16, 32, 40, 8, 16, 40, 16, 16)
+STRUCTS_32 = StructSizes(4, 264, 12, 40, 24, 32, 8, 20, 40, 4, 8, 40, 16, 12)
 
 
-def per_channel_arrays(g: Graph, op: Op) -> list[int]:
-    """Sizes of the per-channel multiplier and shift arrays a kernel allocates."""
-    if op.type not in _PER_CHANNEL_OPS or len(op.inputs) < 2 or op.inputs[1] < 0:
-        return []
-    w = g.tensors[op.inputs[1]]
-    if op.type == "FULLY_CONNECTED" and len(w.scale) <= 1:
-        return []
-    out = g.tensors[op.outputs[0]] if op.outputs else None
-    channels = out.shape[-1] if out is not None and out.shape else len(w.scale)
-    return [4 * int(channels)] * 2
+def _target(s: StructSizes, kernels: str = "reference", core: str = "cortex-m4", dsp: bool = True) -> Target:
+    return Target(kernels=kernels, core=core, dsp=dsp, pointer_bytes=s.pointer_bytes)
 
 
 def op_persistent_bytes(g: Graph, op: Op, s: StructSizes) -> int:
-    """Tail bytes one op adds: node, builtin options, op data, per-channel arrays."""
-    opdata = OPDATA_BYTES.get(op.type, _DEFAULT_OPDATA)
-    if opdata and s.pointer_bytes == 4:
-        opdata -= 4 * _OPDATA_POINTERS.get(op.type, 0)
-    total = s.node + align_up(BUILTIN_BYTES.get(op.type, _DEFAULT_BUILTIN), 4)
+    """Tail bytes one op adds: node, builtin options, op data and what its spec adds (per-channel arrays...)."""
+    spec = op_spec(op.type)
+    opdata = spec.opdata(s.pointer_bytes)
+    total = s.node + align_up(spec.options_bytes, 4)
     total += align_up(opdata) if opdata else 0
-    total += sum(align_up(n) for n in per_channel_arrays(g, op))
+    if spec.persistent is not None:
+        total += sum(align_up(n) for n in spec.persistent(g, op, _target(s)))
     return total
 
 
-def tail_bytes(g: Graph, s: StructSizes) -> int:
-    """The persistent tail TFLM allocates for this graph."""
+def tail_bytes(g: Graph, s: StructSizes, n_scratch: int = 0) -> int:
+    """The persistent tail TFLM allocates for this graph and all its subgraphs."""
+    graphs = g.all_subgraphs
     io = [g.tensors[i] for i in (*g.inputs, *g.outputs)]
-    total = s.runtime_objects + s.kernel_globals + s.eval_tensor * len(g.tensors)
+    total = s.runtime_objects + s.kernel_globals + s.subgraph_allocations * (len(graphs) - 1)
     total += sum(s.io_tensor + (s.io_quant if t.is_quantized else 0) for t in io)
-    total += sum(op_persistent_bytes(g, op, s) for op in g.ops)
+    total += s.scratch_handle * n_scratch
+    for sg in graphs:
+        total += s.eval_tensor * len(sg.tensors)
+        total += sum(op_persistent_bytes(sg, op, s) for op in sg.ops)
+        total += sum(align_up(t.nbytes) for t in sg.tensors if t.is_variable and not t.is_const)
+    total += resource_variable_bytes(graphs, s.pointer_bytes, align_up)
     return align_up(total)
 
 
-# ------------------------------------------------------------------ CMSIS-NN scratch
+# ------------------------------------------------------------------ kernel scratch
+
+
+def kernel_scratch_buffers(g: Graph, op: Op, kernels: str, core: str = "cortex-m4",
+                           dsp: bool = True) -> list[int]:
+    """Scratch buffers one op's kernel requests in the arena head, one entry per request."""
+    spec = op_spec(op.type)
+    if spec.scratch is None:
+        return []
+    return [b for b in spec.scratch(g, op, Target(kernels=kernels, core=core, dsp=dsp)) if b > 0]
 
 
 def kernel_scratch_bytes(g: Graph, op: Op, kernels: str, core: str = "cortex-m4",
                          dsp: bool = True) -> int:
-    """Scratch a device kernel requests in the arena for this op (x86 reference kernels need none).
-
-    Sizes follow CMSIS-NN's *_get_buffer_size functions: the im2col buffer of a
-    non-1x1 conv holds two columns of int16 (2 * Cin * Kh * Kw * 2 bytes), the
-    optimized depthwise kernel one int16 column, average pooling one int32 row.
-    ESP-NN's scratch is of the same order and is modelled with the same formulas.
-    """
-    if kernels == "reference" or len(op.inputs) < 2:
-        return 0
-    mve = core in ("cortex-m55", "cortex-m85")
-    x = g.tensors[op.inputs[0]] if op.inputs[0] >= 0 else None
-    w = g.tensors[op.inputs[1]] if op.inputs[1] >= 0 else None
-    if x is None or len(x.shape) != 4:
-        return 0
-    cin = x.shape[3]
-    if op.type == "CONV_2D" and w is not None and len(w.shape) == 4:
-        kh, kw = w.shape[1], w.shape[2]
-        pointwise = kh == 1 and kw == 1 and op.options.get("stride_w", 1) == 1 \
-            and op.options.get("stride_h", 1) == 1
-        if pointwise:
-            return 0
-        col = cin * kh * kw
-        return 4 * align_up(col, 16) if mve else (4 * col if dsp else 0)
-    if op.type == "DEPTHWISE_CONV_2D" and w is not None and len(w.shape) == 4:
-        kh, kw = w.shape[1], w.shape[2]
-        if op.options.get("depth_multiplier", 1) != 1 or not (dsp or mve):
-            return 0
-        if kh == 3 and kw == 3 and not mve:
-            return 0  # arm_depthwise_conv_3x3_s8 works in registers
-        return 4 * cin * kh * kw if mve else 2 * cin * kh * kw
-    if op.type == "AVERAGE_POOL_2D" and (dsp or mve):
-        return 4 * cin
-    return 0
+    """Total scratch one op requests (for ops with one buffer: that buffer)."""
+    return sum(kernel_scratch_buffers(g, op, kernels, core, dsp))
 
 
 # ------------------------------------------------------------------ the whole arena
@@ -280,43 +283,92 @@ def plan_arena(g: Graph, pointer_bytes: int = 8, kernels: str = "reference",
     tail; for tiny fully-connected models that moment, not the plan, sets the size.
     """
     s = STRUCTS_64 if pointer_bytes == 8 else STRUCTS_32
-    lt = tensor_lifetimes(g)
-    ids = sorted(lt)
-    sizes = [align_up(g.tensors[t].nbytes) for t in ids]
-    firsts = [lt[t][0] for t in ids]
-    lasts = [lt[t][1] for t in ids]
-    offline = _offline_offsets(g, ids)
-    scratch = {op.index: kernel_scratch_bytes(g, op, kernels, core, dsp) for op in g.ops}
-    for i, b in scratch.items():
-        if b:
-            sizes.append(align_up(b))
-            firsts.append(i)
-            lasts.append(i)
-            offline.append(None)
+    graphs = g.all_subgraphs
+    life, op_scopes = _scopes(g)
+    keys = sorted(life)
+    sizes = [align_up(graphs[sub].tensors[t].nbytes) for sub, t in keys]
+    firsts = [life[k][0] for k in keys]
+    lasts = [life[k][1] for k in keys]
+    offline = _offline_offsets(g, keys)
+    scratch: dict[int, int] = {}
+    n_scratch = 0
+    for sub, sg in enumerate(graphs):
+        for op in sg.ops:
+            bufs = kernel_scratch_buffers(sg, op, kernels, core, dsp)
+            if not bufs or (sub, op.index) not in op_scopes:
+                continue
+            first, last = op_scopes[(sub, op.index)]
+            for b in bufs:
+                sizes.append(align_up(b))
+                firsts.append(first)
+                lasts.append(last)
+                offline.append(None)
+            n_scratch += len(bufs)
+            if sub == 0:
+                scratch[op.index] = sum(bufs)
     offsets, head = greedy_offsets(sizes, firsts, lasts, offline)
-    tail = tail_bytes(g, s)
-    n_scratch = sum(1 for b in scratch.values() if b)
-    commit = tail + s.allocation_info * (len(g.tensors) + n_scratch) \
-        + s.planner_per_buffer * len(sizes) - ALIGN
-    arena = max(head + tail, commit)
+    tail = tail_bytes(g, s, n_scratch)
+    n_tensors = sum(len(sg.tensors) for sg in graphs)
+    commit = commit_peak(s, tail, n_tensors, n_scratch, len(sizes))
+    if len(graphs) > 1:
+        commit += s.multi_subgraph_temp + s.per_subgraph_temp * len(graphs)
+    arena = max(head + tail, commit, prepare_peak(g, s, tail, n_scratch))
     n_ops = len(g.ops)
     live = [0] * n_ops
     foot = [0] * n_ops
-    for k in range(len(sizes)):
-        for i in range(firsts[k], min(lasts[k], n_ops - 1) + 1):
-            live[i] += sizes[k]
-            foot[i] = max(foot[i], offsets[k] + sizes[k])
+    for i in range(n_ops):
+        lo, hi = op_scopes[(0, i)]
+        for k in range(len(sizes)):
+            if firsts[k] <= hi and lasts[k] >= lo and firsts[k] >= 0:
+                live[i] += sizes[k]
+                foot[i] = max(foot[i], offsets[k] + sizes[k])
     return ArenaPlan(head_bytes=head, tail_bytes=tail, commit_peak_bytes=commit,
-                     arena_bytes=arena, scratch={k: v for k, v in scratch.items() if v},
-                     offsets={t: offsets[j] for j, t in enumerate(ids)}, lifetimes=lt,
-                     live_bytes=live, footprint_bytes=foot)
+                     arena_bytes=arena, scratch=scratch,
+                     offsets={t: offsets[j] for j, (sub, t) in enumerate(keys) if sub == 0},
+                     lifetimes=tensor_lifetimes(g), live_bytes=live, footprint_bytes=foot)
 
 
-def _offline_offsets(g: Graph, ids: list[int]) -> list[int | None]:
+def commit_peak(s: StructSizes, tail: int, n_tensors, n_scratch, n_buffers):
+    """Arena in use while CommitStaticMemoryPlan runs: the tail, one allocation record per
+    tensor and scratch buffer, the scratch requests and the planner's per-buffer bookkeeping.
+
+    Works on ints and numpy arrays alike, so the cost model uses this very formula."""
+    return tail + s.allocation_info * (n_tensors + n_scratch) + s.scratch_request * n_scratch \
+        + s.planner_per_buffer * n_buffers - ALIGN
+
+
+def prepare_peak(g: Graph, s: StructSizes, tail: int, n_scratch: int) -> int:
+    """Arena in use while the largest Prepare runs (0 when no op's spec has Prepare temp bytes).
+
+    Prepare runs before the plan is committed, so variable tensors and scratch
+    handles are not in the tail yet; some kernels (the LSTM) keep temp memory
+    from one Prepare to the next, which `prepare_retained` carries forward.
+    """
+    base = tail - s.scratch_handle * n_scratch - sum(
+        align_up(t.nbytes) for sg in g.all_subgraphs for t in sg.tensors if t.is_variable and not t.is_const)
+    peak, retained = 0, 0
+    for sg in g.all_subgraphs:
+        for op in sg.ops:
+            spec = op_spec(op.type)
+            if spec.prepare_temp:
+                peak = max(peak, base + retained + spec.prepare_temp)
+            retained += spec.prepare_retained
+    return peak
+
+
+def _offline_offsets(g: Graph, keys: list[tuple[int, int]]) -> list[int | None]:
+    """Offline offsets per planned buffer; the metadata numbers tensors across all subgraphs."""
     if not g.offline_plan:
-        return [None] * len(ids)
+        return [None] * len(keys)
+    base = [0]
+    for sg in g.all_subgraphs:
+        base.append(base[-1] + len(sg.tensors))
     plan = g.offline_plan
-    return [plan[t] if t < len(plan) and plan[t] >= 0 else None for t in ids]
+    out: list[int | None] = []
+    for sub, t in keys:
+        i = base[sub] + t
+        out.append(plan[i] if i < len(plan) and plan[i] >= 0 else None)
+    return out
 
 
 def cmsis_scratch_bytes(g: Graph, core: str = "cortex-m7", dsp: bool = True,

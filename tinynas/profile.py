@@ -8,11 +8,18 @@ child process. The same functions serve `tinynas profile` and the report of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .graph import Graph
-from .planner import plan_arena
+from .plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+# This module imports nothing heavy at module level: `import tinynas` loads it
+# first so that the API function tinynas.profile is not replaced by this module
+# (see tinynas/__init__.py); NumPy comes in with the planner, when profiling.
 
 
 def tflm_unsupported(g: Graph) -> list[str]:
@@ -49,6 +56,7 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
                   latency_limit_ms: float | None = None) -> dict[str, Any]:
     """The full profile as a JSON-able dict (the schema of `tinynas profile --json`)."""
     from .latency import graph_latency
+    from .planner import plan_arena
 
     ref = plan_arena(g, pointer_bytes=8, kernels="reference")
     dev = plan_arena(g, pointer_bytes=board.pointer_bytes, kernels=board.kernels,
@@ -96,6 +104,31 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
     }
 
 
+def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float | None = None,
+                  measure: bool = True, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Profile a .tflite file: what `tinynas profile --json` prints.
+
+    The file is checked first (a FIFO would block the read forever); the TFLM
+    arena measurement, when asked for, runs in a child process and its failure
+    becomes `measurement_note`, not an error.
+    """
+    from .paths import check_input_file
+    from .tflite_reader import read_tflite
+
+    path = check_input_file(model, "model")
+    graph = read_tflite(path)
+    measured, note = None, None
+    if measure:
+        from .tflm_measure import measure_arena
+
+        m = measure_arena(path.read_bytes(), timeout_s=timeout_s)
+        measured, note = m.arena_bytes, m.error
+    prof = profile_graph(graph, board, measured_arena=measured, lut=lut, latency_limit_ms=latency_ms)
+    if note:
+        prof["measurement_note"] = note
+    return prof
+
+
 def _io(g: Graph, i: int) -> dict[str, Any]:
     t = g.tensors[i]
     return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
@@ -110,7 +143,7 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:.1f} KiB"
 
 
-def _shape_str(shapes: list[list[int]]) -> str:
+def shape_str(shapes: list[list[int]]) -> str:
     """The first tensor's shape without its batch dimension, as HxWxC."""
     if not shapes:
         return ""
@@ -135,7 +168,7 @@ def format_report(p: dict[str, Any]) -> str:
     hdr = f"{'#':>3} {'op':<20} {'input':<16} {'output':<16} {'MACs':>11} {'weights':>9} {'live act':>10} {'ms':>9}  src"
     lines += [hdr, "-" * len(hdr)]
     for o in p["ops"]:
-        shp_in, shp_out = _shape_str(o["inputs"]), _shape_str(o["outputs"])
+        shp_in, shp_out = shape_str(o["inputs"]), shape_str(o["outputs"])
         ms = "-" if o["latency_ms"] is None else f"{o['latency_ms']:.3f}"
         lines.append(f"{o['index']:>3} {o['type'][:20]:<20} {shp_in[:16]:<16} {shp_out[:16]:<16} "
                      f"{o['macs']:>11,} {o['weight_bytes']:>9,} {o['live_bytes']:>10,} {ms:>9}  {o['latency_source'] or ''}")
@@ -165,27 +198,36 @@ def format_report(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_memory(p: dict[str, Any], path: str) -> None:
-    """Live activation memory per op against the board's SRAM line, as a PNG."""
+
+
+def memory_figure(p: dict[str, Any]):
+    """Live activation memory per op against the board's SRAM line (a matplotlib Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import write_png
-
     idx = [o["index"] for o in p["ops"]]
     live = [o["live_bytes"] / 1024 for o in p["ops"]]
     foot = [o["arena_in_use_bytes"] / 1024 for o in p["ops"]]
     tail = (p["arena_bytes_device"] - max([o["arena_in_use_bytes"] for o in p["ops"]], default=0)) / 1024
-    fig, ax = plt.subplots(figsize=(max(6, len(idx) * 0.25), 4))
-    ax.bar(idx, live, color="#4C78A8", label="live activations + scratch")
-    ax.step(idx, [f + tail for f in foot], where="mid", color="#F58518", label="arena in use (head + persistent tail)")
-    avail = (p["board_sram_bytes"] - p["sram_reserved_bytes"]) / 1024
-    ax.axhline(avail, color="#E45756", ls="--", label=f"SRAM for arena ({avail:.0f} KiB)")
-    ax.set_xlabel("op index (execution order)")
-    ax.set_ylabel("KiB")
-    ax.set_title(f"{p['model'].split('/')[-1]} on {p['board']}")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    write_png(path, fig, dpi=120)
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 4.2))
+        ax.bar(idx, live, color="#4C78A8", label="live activations + scratch")
+        ax.step(idx, [f + tail for f in foot], where="mid", color="#F58518",
+                label="arena in use (head + persistent tail)")
+        avail = (p["board_sram_bytes"] - p["sram_reserved_bytes"]) / 1024
+        ax.axhline(avail, color="#E45756", ls="--", label=f"SRAM for arena ({avail:.0f} KiB)")
+        ax.set_xlabel("op index (execution order)")
+        ax.set_ylabel("KiB")
+        ax.set_title(f"{p['model'].split('/')[-1]} on {p['board']}")
+        ax.legend(loc="center right")  # below the SRAM line, which sits at the top
+        fig.tight_layout()
+    return fig
+
+
+def plot_memory(p: dict[str, Any], path: str) -> None:
+    """Live activation memory per op against the board's SRAM line, as a PNG."""
+    from .atomic import write_png
+
+    write_png(path, memory_figure(p), dpi=FIG_DPI)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .graph import Graph, Op, Tensor
+from .graph import Graph, Op, Tensor, check_runnable
 from .op_costs import annotate_costs
 
 _MAX_FILE_BYTES = 1 << 31
@@ -73,7 +73,7 @@ def _vec_len_ok(n: int, buf_len: int, elem_bytes: int = 4) -> bool:
 
 
 def parse_tflite(buf: bytes, source: str = "<bytes>") -> Graph:
-    """Parse flatbuffer bytes into a Graph of subgraph 0."""
+    """Parse flatbuffer bytes into a Graph: subgraph 0, with the others in `subgraphs`."""
     _check_header(buf, source)
     try:
         return _parse(bytearray(buf), source)
@@ -98,23 +98,32 @@ def _parse(buf: bytearray, source: str) -> Graph:
     n_sub = model.SubgraphsLength()
     if n_sub < 1 or not _vec_len_ok(n_sub, n):
         raise UserError(f"{source} has no subgraph; it is not a usable TFLite model")
-    sg = model.Subgraphs(0)
     n_buffers = model.BuffersLength()
     if not _vec_len_ok(n_buffers, n):
         raise UserError(f"{source} is corrupt (buffer table of impossible length)")
+    graphs = [_subgraph(s, model, model.Subgraphs(i), codes, type_names, buf, n_buffers, source)
+              for i in range(n_sub)]
+    desc = model.Description()
+    n_tensors = sum(len(sg.tensors) for sg in graphs)
+    g = graphs[0]
+    g.model_bytes, g.num_subgraphs, g.subgraphs = n, n_sub, graphs[1:]
+    g.offline_plan = _offline_plan(model, buf, n_tensors)
+    g.description = desc.decode("utf-8", "replace") if desc else ""
+    for i, sg in enumerate(graphs):
+        check_runnable(sg, source if i == 0 else f"{source} (subgraph {i})")
+        annotate_costs(sg)
+    return g
 
+
+def _subgraph(s, model, sg, codes, type_names, buf: bytearray, n_buffers: int, source: str) -> Graph:
+    """One subgraph as a Graph (costs and checks are the caller's)."""
+    n = len(buf)
     tensors = [_read_tensor(model, sg.Tensors(i), i, type_names, buf, n_buffers, source)
                for i in range(_checked_len(sg.TensorsLength(), n, source, "tensor"))]
     ops = [_read_op(s, sg.Operators(i), i, codes, len(tensors), source)
            for i in range(_checked_len(sg.OperatorsLength(), n, source, "operator"))]
-    inputs = _indices(sg.InputsAsNumpy(), len(tensors), source)
-    outputs = _indices(sg.OutputsAsNumpy(), len(tensors), source)
-    desc = model.Description()
-    g = Graph(tensors=tensors, ops=ops, inputs=inputs, outputs=outputs, model_bytes=n,
-              source=source, offline_plan=_offline_plan(model, buf, len(tensors)),
-              num_subgraphs=n_sub, description=desc.decode("utf-8", "replace") if desc else "")
-    annotate_costs(g)
-    return g
+    return Graph(tensors=tensors, ops=ops, inputs=_indices(sg.InputsAsNumpy(), len(tensors), source),
+                 outputs=_indices(sg.OutputsAsNumpy(), len(tensors), source), source=source)
 
 
 def _opcodes(model, op_names: dict[int, str], buf_len: int, source: str) -> list[tuple[str, int]]:
@@ -220,11 +229,27 @@ def _read_op(s, o, i: int, codes: list[tuple[str, int]], n_tensors: int, source:
         obj = s.BuiltinOptionsCreator(ot, table)
         if obj is not None:
             options = {_snake(k): _plain(v) for k, v in vars(obj).items()}
+    if name.startswith("CUSTOM:"):
+        options = _custom_options(o)
     inter = o.IntermediatesAsNumpy()
     return Op(index=i, type=name, version=version,
               inputs=_indices(o.InputsAsNumpy(), n_tensors, source),
               outputs=_indices(o.OutputsAsNumpy(), n_tensors, source),
               intermediates=_indices(inter, n_tensors, source), options=options)
+
+
+def _custom_options(o) -> dict:
+    """A custom op's flexbuffer map (TFLM's signal ops keep their sizes there); {} when absent or not a map."""
+    raw = o.CustomOptionsAsNumpy()
+    if isinstance(raw, int) or raw.size == 0:
+        return {}
+    from flatbuffers import flexbuffers
+
+    try:
+        got = flexbuffers.Loads(raw.tobytes())
+    except Exception:  # a custom op may use any format; its options are then unknown, not an error
+        return {}
+    return {str(k): _plain(v) for k, v in got.items()} if isinstance(got, dict) else {}
 
 
 def _plain(v):

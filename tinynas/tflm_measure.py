@@ -16,6 +16,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from .errors import CapturedStderr
+
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
 _HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
 _TAIL_RE = re.compile(r"Arena allocation tail (\d+) bytes")
@@ -60,29 +62,11 @@ def measure_arena(model_bytes: bytes, timeout_s: float = 60.0) -> MeasuredArena:
 # ---------------------------------------------------------------- child process
 
 
-class _CapturedStderr:
-    """Capture C-level writes to fd 2 (TFLM logs there, not to sys.stderr)."""
-
-    def __enter__(self) -> "_CapturedStderr":
-        sys.stderr.flush()
-        self._tmp = tempfile.TemporaryFile(mode="w+b")
-        self._saved = os.dup(2)
-        os.dup2(self._tmp.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._tmp.seek(0)
-        self.text = self._tmp.read().decode("utf-8", "replace")
-        self._tmp.close()
-
-
 def _try_arena(runtime, model: bytes, size: int, n_inputs: int):
     """Construct and invoke at `size`; return (interpreter or None, captured log)."""
     import numpy as np
 
-    with _CapturedStderr() as cap:
+    with CapturedStderr() as cap:
         try:
             it = runtime.Interpreter.from_bytes(model, arena_size=size)
             for i in range(n_inputs):
@@ -113,7 +97,7 @@ def _fits(runtime, model: bytes, size: int, n_inputs: int) -> bool:
 
 
 def _recorded(it) -> dict:
-    with _CapturedStderr() as cap:
+    with CapturedStderr() as cap:
         it.print_allocations()
     out = {}
     for key, rx in (("recorded_bytes", _TOTAL_RE), ("head_bytes", _HEAD_RE), ("tail_bytes", _TAIL_RE)):

@@ -18,7 +18,9 @@ from pathlib import Path
 from ..baselines import NAMES, baseline_arch
 from ..errors import UserError
 from ..pipeline.config import build_config, read_toml, to_toml
-from ..pipeline.main import lock_out_dir, refuse_foreign
+from ..boards import add_board_argument
+from ..paths import check_output_dir
+from ..pipeline.main import StartGuard, check_data_arg, lock_out_dir, refuse_foreign
 from ..timebudget import parse_duration
 
 
@@ -26,7 +28,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
     p.add_argument("model", choices=NAMES, help="the hand-designed model to train")
     p.add_argument("--data", help="digits (default), a .npz, an ImageFolder directory or .zip")
-    p.add_argument("--board", help="board id, alias or .toml (default: stm32f746g-disco)")
+    add_board_argument(p, from_config=True)
     p.add_argument("--time", help="training time budget, e.g. 90s, 10m, 1h (export and profile are extra)")
     p.add_argument("--epochs", type=int, help="train for this many epochs instead of a time budget")
     p.add_argument("--out", help="output directory (default: runs/baseline-MODEL)")
@@ -78,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"[tinynas baseline] {msg}", file=sys.stderr, flush=True)
 
+    check_data_arg(cfg["run"]["data"])
+    check_output_dir(out)
+    guard = StartGuard(out)
     refuse_foreign(out, args.force)
     lock = lock_out_dir(out)
+    trained = False
     try:
         write_text(out / "run.toml", to_toml(cfg))
         bundle, meta = load_run_data(cfg, log)
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                          lr=t["lr"], seed=cfg["run"]["seed"], warmup_epochs=t["warmup_epochs"],
                          nesterov=t["nesterov"], keep_best=True, time_budget_s=budget_s, force=True,
                          info={"baseline": args.model})
+        trained = True
         results = {"train": {"wall_s": round(time.time() - t0, 1), "planned_s": res.get("planned_s"),
                              "spent_s": res.get("spent_s"), "result": {
                                  "accuracy_float": res["accuracy_float"], "steps": res.get("steps"),
@@ -104,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
             results[name] = {"wall_s": round(time.time() - t0, 1), "result": result}
         s = write_report(out, board, cfg, results, title=f"tinynas baseline {args.model}",
                          command=" ".join(["tinynas", "baseline", args.model, *_cli_args(args, out)]))
+    except BaseException:
+        if not trained:  # failed before anything was trained: leave --out as it was
+            lock.close()
+            guard.undo()
+        raise
     finally:
         lock.close()
     log(f"int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, flash {s['flash_bytes']:,} B, "

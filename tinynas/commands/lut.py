@@ -19,15 +19,21 @@ import json
 import sys
 from pathlib import Path
 
+from ..paths import check_input_file, check_output_file
+
 
 def add_parser(sub, name: str, help_text: str) -> None:
+    from ..boards import add_board_argument
+
     p = sub.add_parser(name, help=help_text, description=help_text)
     lut_sub = p.add_subparsers(dest="lut_command", metavar="{measure,import}")
     lut_sub.required = True
     m = lut_sub.add_parser("measure", help="write a profiling kit for a board",
                            description="Write a profiling kit: one int8 model per LUT entry the "
-                                       "space needs, C arrays, a MicroProfiler firmware and a README.")
-    m.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+                                       "space needs, C arrays, a MicroProfiler firmware and a README.",
+                           epilog="example:\n  tinynas lut measure --board nucleo-f446re --out kit_f446",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_board_argument(m, required=True)
     m.add_argument("--out", required=True, help="kit folder to write (must be empty unless --force)")
     m.add_argument("--space", help="space spec (.json/.toml, e.g. what `tinynas space` chose for the "
                                    "board); default: the built-in default space")
@@ -41,9 +47,11 @@ def add_parser(sub, name: str, help_text: str) -> None:
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=run_measure)
     i = lut_sub.add_parser("import", help="turn a kit's serial log into a measured LUT",
-                           description="Parse kit serial logs and write the board's measured LUT.")
+                           description="Parse kit serial logs and write the board's measured LUT.",
+                           epilog="example:\n  tinynas lut import --board nucleo-f446re --kit kit_f446 serial.log",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("logs", nargs="+", metavar="LOG", help="captured serial log(s), one per part")
-    i.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+    add_board_argument(i, required=True)
     i.add_argument("--kit", help="the kit folder (checks each entry against its manifest)")
     i.add_argument("--out", help="LUT file to write (default: profiles/<board-id>.lut.json)")
     mode = i.add_mutually_exclusive_group()
@@ -92,13 +100,19 @@ def load_space_arg(path: str | None, width: float | None, resolution: int | None
 
 
 def run_measure(args: argparse.Namespace) -> int:
+    from ..atomic import check_staged_target
     from ..boards import load_board
+    from ..errors import quiet_native_logs
     from ..latency.kit import write_kit
 
+    check_staged_target(args.out, args.force)  # before converting every model, not after
+    if args.space:
+        check_input_file(args.space, "--space")
     board = load_board(args.board)
     spec = load_space_arg(args.space, args.width, args.resolution)
-    m = write_kit(board, spec, args.out, limit=args.limit, runs=args.runs, warmup=args.warmup,
-                  seed=args.seed, force=args.force, progress=not args.no_progress)
+    with quiet_native_logs():  # one converter run per kit model, each printing `fully_quantize: 0, ...`
+        m = write_kit(board, spec, args.out, limit=args.limit, runs=args.runs, warmup=args.warmup,
+                      seed=args.seed, force=args.force, progress=not args.no_progress)
     n, parts = len(m["entries"]), len(m["parts"])
     print(f"kit {m['kit']} for {board.id}: {n} models of {m['space_signatures']} space entries "
           f"in {parts} part(s), arena {m['arena_bytes']:,} B -> {args.out}")
@@ -131,6 +145,10 @@ def run_import(args: argparse.Namespace) -> int:
     from ..latency.lut_import import build_measured_lut
     from ..latency.serial_log import read_log
 
+    for log in args.logs:
+        check_input_file(log, "log")
+    if args.out:
+        check_output_file(args.out, "--out")
     board = load_board(args.board)
     kit = load_kit(args.kit) if args.kit else None
     out, base = _output(args, board)

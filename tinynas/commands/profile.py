@@ -7,10 +7,11 @@ import json
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
+    from ..boards import add_board_argument
+
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("model", help="an int8 (or float/uint8/int16) .tflite file")
-    p.add_argument("--board", default="stm32f746g-disco",
-                   help="board id, alias, or path to a board .toml (default: %(default)s)")
+    add_board_argument(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--check", action="store_true", help="exit 1 when the model does not fit")
     p.add_argument("--plot", metavar="FILE.png", help="draw live activation memory per op vs the SRAM line")
@@ -25,26 +26,20 @@ def add_parser(sub, name: str, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..boards import load_board
     from ..errors import UserError
-    from ..profile import format_report, plot_memory, profile_graph
-    from ..tflite_reader import read_tflite
+    from ..paths import check_input_file, check_output_file
+    from ..profile import format_report, plot_memory, profile_model
 
+    check_input_file(args.model, "model")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            raise UserError(f"--plot {args.plot}: the plot is a PNG; give a file name ending in .png")
+        check_output_file(args.plot, "--plot")
+    if args.lut:
+        check_input_file(args.lut, "--lut")
     board = load_board(args.board)
-    graph = read_tflite(args.model)
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise UserError(f"--plot {args.plot}: the plot is a PNG; give a file name ending in .png")
-    lut = _load_lut(args.lut, board)
-    measured = None
-    note = None
-    if not args.no_measure:
-        from ..tflm_measure import measure_arena
-
-        with open(args.model, "rb") as f:
-            m = measure_arena(f.read(), timeout_s=args.timeout)
-        measured, note = m.arena_bytes, m.error
-    prof = profile_graph(graph, board, measured_arena=measured, lut=lut,
-                         latency_limit_ms=args.latency_ms)
-    if note:
-        prof["measurement_note"] = note
+    prof = profile_model(args.model, board, lut=_load_lut(args.lut, board), latency_ms=args.latency_ms,
+                         measure=not args.no_measure, timeout_s=args.timeout)
+    note = prof.get("measurement_note")
     if args.plot:
         plot_memory(prof, args.plot)
     if args.json:

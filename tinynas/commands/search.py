@@ -1,7 +1,8 @@
 """`tinynas search --supernet DIR --board ID --out DIR`: constrained search over a trained supernet.
 
 Strategies share the supernet, the exact BN recalibration, the cost model, the
-budget (`--budget` = candidates truly evaluated) and the outputs (search.json,
+candidate count (`--candidates` = candidates truly evaluated, as `search.candidates`
+in `tinynas run`; `--budget N` is its deprecated old name) and the outputs (search.json,
 best_arch.json, pareto.png; controller.png and rl_state.pt for rl). Under
 `torchrun --nproc_per_node=N -m tinynas.cli search ...` every rank runs the
 same seeded search, candidate evaluation is sharded across ranks, and rank 0
@@ -11,20 +12,26 @@ writes.
 from __future__ import annotations
 
 import argparse
+import sys
 
 STRATEGY_CHOICES = ["evolution", "random", "aging", "rl", "grid"]
+DEFAULT_CANDIDATES = 300
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
+    from ..boards import add_board_argument
+
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--supernet", required=True, help="the --out directory of `tinynas train-supernet`")
-    p.add_argument("--board", default="stm32f746g-disco",
-                   help="board id, alias or .toml (default: %(default)s)")
+    add_board_argument(p)
     p.add_argument("--out", required=True, help="output directory (search.json, best_arch.json, pareto.png)")
     p.add_argument("--latency-ms", type=float, default=None, help="latency limit in ms (cost model)")
     p.add_argument("--strategy", default="evolution", choices=STRATEGY_CHOICES,
                    help="search strategy (default: %(default)s)")
-    p.add_argument("--budget", type=int, default=300, help="candidates truly evaluated (default: %(default)s)")
+    p.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, metavar="N",
+                   help="candidates truly evaluated (default: %(default)s)")
+    # `--budget` is a time preset in `tinynas run`; here it was the candidate count. Kept, with a warning.
+    p.add_argument("--budget", type=int, dest="budget_deprecated", metavar="N", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help="search seed (default: %(default)s)")
     p.add_argument("--predictor", choices=["mlp"], default=None,
                    help="screen children with an MLP accuracy predictor (evolution, aging)")
@@ -54,8 +61,14 @@ def add_parser(sub, name: str, help_text: str) -> None:
 def _check(args: argparse.Namespace) -> None:
     from ..errors import UserError
 
-    if args.budget < 1:
-        raise UserError(f"--budget {args.budget}: must be >= 1")
+    if args.budget_deprecated is not None:
+        if args.candidates != DEFAULT_CANDIDATES:
+            raise UserError("give --candidates N only (--budget N is its deprecated old name)")
+        sys.stderr.write("tinynas: warning: `search --budget N` is deprecated; use --candidates N "
+                         "(in `tinynas run`, --budget names a time preset)\n")
+        args.candidates = args.budget_deprecated
+    if args.candidates < 1:
+        raise UserError(f"--candidates {args.candidates}: must be >= 1")
     if args.calib_images < 2:
         raise UserError(f"--calib-images {args.calib_images}: must be >= 2 (BN statistics need two images)")
     if args.proxy_images is not None and args.proxy_images < 1:
@@ -71,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     ctx = setup(args.device)
     try:
-        res = run_search(args.supernet, args.board, args.out, strategy=args.strategy, budget=args.budget,
+        res = run_search(args.supernet, args.board, args.out, strategy=args.strategy, budget=args.candidates,
                          seed=args.seed, latency_ms=args.latency_ms, latency_weight=args.latency_weight,
                          predictor=args.predictor, calib_images=args.calib_images,
                          proxy_images=args.proxy_images, top_k=args.top_k, data=args.data,

@@ -12,19 +12,27 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 
 from ..errors import UserError
+from ..paths import check_output_dir
 
-_SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
+# grey, RGB, RGBA: any other last dimension is far more often a CxHxW shape typed by habit
+USUAL_CHANNELS = (1, 3, 4)
 _RES_RE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
+    from ..boards import add_board_argument
+
     p = sub.add_parser(name, help=help_text, description=help_text)
-    p.add_argument("--board", required=True, help="board id, alias, or path to a board .toml")
+    add_board_argument(p)
     p.add_argument("--input", required=True, metavar="HxWxC",
-                   help="input shape, height x width x channels, e.g. 32x32x3 or 49x10x1")
+                   help="input shape, height x width x channels (channels last), e.g. 32x32x3 or 49x10x1; "
+                        "HxW with --channels")
+    p.add_argument("--channels", type=int, metavar="C",
+                   help=f"channel count, when it is not one of {', '.join(map(str, USUAL_CHANNELS))} "
+                        "(then --input may also be HxW)")
     p.add_argument("--classes", type=int, required=True, help="number of classes")
     p.add_argument("--widths", metavar="W", nargs="+",
                    help="width multipliers (default 0.2 to 1.0 by 0.1); commas also work")
@@ -42,13 +50,33 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.set_defaults(func=run)
 
 
-def parse_input(text: str) -> tuple[int, int, int]:
-    """'32x32x3' -> (H, W, C)."""
+def parse_input(text: str, channels: int | None = None) -> tuple[int, int, int]:
+    """'32x32x3' -> (H, W, C); channels last, as everywhere in tinynas.
+
+    PyTorch users type 3x32x32 by habit, which would silently become 32
+    channels of 3x32 pixels; so a last dimension other than 1, 3 or 4 needs
+    --channels to confirm it.
+    """
     m = _SHAPE_RE.match(text or "")
-    if not m or min(int(g) for g in m.groups()) < 1:
+    dims = [int(g) for g in m.groups() if g is not None] if m else []
+    if not dims or min(dims) < 1:
         raise UserError(f"--input {text!r}: expected HxWxC with positive integers, e.g. 32x32x3 "
                         "(images) or 49x10x1 (MFCC)")
-    h, w, c = (int(g) for g in m.groups())
+    if channels is not None and channels < 1:
+        raise UserError(f"--channels {channels}: need at least 1 channel")
+    if len(dims) == 2:
+        if channels is None:
+            raise UserError(f"--input {text!r}: expected HxWxC; it has no channel count (e.g. {text}x3), "
+                            "or add --channels C")
+        return dims[0], dims[1], channels
+    h, w, c = dims
+    if channels is not None and channels != c:
+        raise UserError(f"--input {text!r} has {c} channels but --channels says {channels}; "
+                        "the last dimension is the channel count (HxWxC)")
+    if channels is None and c not in USUAL_CHANNELS:
+        hint = f" (did you mean {w}x{c}x{h}?)" if h in USUAL_CHANNELS else ""
+        raise UserError(f"--input {text!r}: the last dimension is the channel count (HxWxC) and {c} channels "
+                        f"is unusual{hint}; pass --channels {c} if the input really has {c} channels")
     return h, w, c
 
 
@@ -94,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from ..space.optimize import format_table, optimize_space, plot_flops_cdf
     from ..space.spec import load_space, space_for_block
 
-    h, w, c = parse_input(args.input)
+    h, w, c = parse_input(args.input, args.channels)
+    out = check_output_dir(args.out)
     if args.classes < 1:
         raise UserError(f"--classes {args.classes}: need at least 1 class")
     if args.samples < 1:
@@ -113,7 +142,6 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     doc = result.to_json()
     doc["wall_s"] = round(wall, 3)
-    out = Path(args.out)
     write_json(out / "space.json", doc)
     plot_flops_cdf(result, str(out / "flops_cdf.png"))
     if args.json:

@@ -22,9 +22,9 @@ Two facts make a step cheap:
 Per-op figures come from the planner's own functions (`op_persistent_bytes`,
 `kernel_scratch_bytes`) applied to one-op graphs with the tensors
 `graph_builder` makes, so no struct size or CMSIS-NN formula is restated here;
-only plan_arena's sums (tail, commit peak, max of the two) are, in
-`arena_bytes`. tests/test_costmodel.py checks the result against plan_arena
-byte for byte.
+only plan_arena's sums (tail, max of head + tail and the commit peak) are,
+in `arena_bytes`; the commit peak is the planner's own `commit_peak`.
+tests/test_costmodel.py checks the result against plan_arena byte for byte.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
-from ..planner import ALIGN, STRUCTS_32, STRUCTS_64, StructSizes, kernel_scratch_bytes, op_persistent_bytes
+from ..planner import (ALIGN, STRUCTS_32, STRUCTS_64, StructSizes, commit_peak, kernel_scratch_bytes,
+                       op_persistent_bytes)
 from .layers import ADD, CONV, DW, FC, MEAN, OpTable
 
 
@@ -554,7 +555,6 @@ def arena_bytes(at: ArenaTables, ch: np.ndarray, head: np.ndarray, n_tensors: np
     s = at.variant.structs
     op_tail = gather_columns(at.op_tail, ch).sum(axis=1)
     n_scr = gather_columns(at.n_scratch, ch).sum(axis=1)
-    tail = align(tail_constant(s) + s.eval_tensor * n_tensors + op_tail)
+    tail = align(tail_constant(s) + s.eval_tensor * n_tensors + op_tail + s.scratch_handle * n_scr)
     planned = 1 + n_ops + n_scr  # input + one output per op + scratch buffers
-    commit = tail + s.allocation_info * (n_tensors + n_scr) + s.planner_per_buffer * planned - ALIGN
-    return np.maximum(head + tail, commit)
+    return np.maximum(head + tail, commit_peak(s, tail, n_tensors, n_scr, planned))

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..latency import Lut, cycles_vectorized
 from ..latency.signature import format_signature
+from ..ops import op_spec
 from .layers import ADD, CONV, DW, FC, MEAN, OpTable
 
 
@@ -31,8 +32,7 @@ def op_features(t: OpTable) -> dict[str, np.ndarray]:
 
 def cost_kinds(t: OpTable) -> np.ndarray:
     """(R, C+1) cycle-model kernel kind of every cell (a kxk CONV_2D is "conv", 1x1 "conv1x1")."""
-    by_type = {CONV: "conv", DW: "dwconv", ADD: "add", MEAN: "pool", FC: "fc"}
-    kinds = np.array([by_type[op] for op in t.types], dtype=object)[:, None]
+    kinds = np.array([op_spec(op).cost_kind for op in t.types], dtype=object)[:, None]
     return np.where((kinds == "conv") & (t.kernel == 1), "conv1x1", kinds)
 
 

@@ -177,12 +177,14 @@ def keras_mirror(arch: Mapping, model: Any, x_nchw: np.ndarray, tol: float = FLO
 
 def convert(km: Any, rep_nchw: np.ndarray, io: str = "int8") -> bytes:
     """Full-integer TFLite bytes (per-channel int8 weights) with `io` input/output type."""
+    from ..errors import quiet_native_logs
     from ..space.keras_model import convert_int8
 
     if io not in IO_TYPES:
         raise UserError(f"io: {io!r} is not one of {', '.join(IO_TYPES)}")
     try:
-        return convert_int8(km, nhwc(rep_nchw), io=io)
+        with quiet_native_logs():  # the converter prints `fully_quantize: 0, ...` to fd 2 whatever the log level
+            return convert_int8(km, nhwc(rep_nchw), io=io)
     except RuntimeError as e:  # convert_int8's "converter emitted an op the cost graph lacks"
         raise UserError(f"int8 conversion: {e}") from None
 

@@ -155,6 +155,13 @@ FAMILIES: dict[str, FamilyPrior] = {
     "xtensa-lx7": FamilyPrior("xtensa-lx7", "esp-nn", mac=0.55, col=1.0, out=2.0, byte=1.0,
                               scalar=1.2, align=8, slow=3.0, needs="simd", anchored=True,
                               kind_mac=(("dwconv", 1.0), ("pool", 2.0)), ref_scalar=10.5),
+    # ESP32-C3/-C6: single-issue RV32IMC(A), no DSP, no vector unit, no FPU. ESP-NN
+    # has no kernels for it (its generic C path), so "esp-nn" and "reference" are
+    # both plain C: ~4-5 cycles per int8 MAC (2 LB + MUL + ADD, no multiply-
+    # accumulate), scalar code ~1.5x the M4 per clock (CoreMark/MHz 2.3 vs 3.4).
+    # Not anchored: no published per-kernel cycle counts.
+    "riscv32-imc": FamilyPrior("riscv32-imc", "esp-nn", mac=4.0, col=2.0, out=1.5, byte=1.5,
+                               scalar=1.5, align=0, slow=1.0, ref_scalar=1.5),
 }
 # Extra cost of losing the family's SIMD path (board says dsp/simd = False).
 NO_DSP_MAC = 2.5

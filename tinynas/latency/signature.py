@@ -27,46 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..graph import DTYPE_BYTES, Graph, Op, Tensor
+from ..ops import cost_kind_of_signature, signature_kind
 
-# TFLite builtin op -> signature kind. Anything else becomes its lower-cased name.
-_KIND_OF_OP: dict[str, str] = {
-    "CONV_2D": "conv2d",
-    "DEPTHWISE_CONV_2D": "dwconv2d",
-    "TRANSPOSE_CONV": "tconv2d",
-    "FULLY_CONNECTED": "fc",
-    "BATCH_MATMUL": "bmm",
-    "ADD": "add",
-    "SUB": "sub",
-    "MUL": "mul",
-    "AVERAGE_POOL_2D": "avgpool",
-    "MAX_POOL_2D": "maxpool",
-    "MEAN": "mean",
-    "SUM": "sum",
-    "SOFTMAX": "softmax",
-    "RESHAPE": "reshape",
-    "SQUEEZE": "squeeze",
-    "EXPAND_DIMS": "expanddims",
-}
-
-# Signature kind -> cycle-model kernel kind (see cycle_model.COST_KINDS).
-_COST_KIND: dict[str, str] = {
-    "conv2d": "conv",  # becomes conv1x1 when k is 1x1
-    "tconv2d": "conv",
-    "dwconv2d": "dwconv",
-    "fc": "fc",
-    "bmm": "fc",
-    "avgpool": "pool",
-    "maxpool": "pool",
-    "mean": "pool",
-    "sum": "pool",
-    "add": "add",
-    "sub": "add",
-    "mul": "add",
-    "softmax": "softmax",
-    "reshape": "reshape",
-    "squeeze": "reshape",
-    "expanddims": "reshape",
-}
+# Which op has which signature kind and cycle-model kind is the op registry's
+# (tinynas.ops: OpSpec.sig_kind, OpSpec.cost_kind); an op without a sig_kind
+# gets its lower-cased name. Kinds whose MACs the key's shapes give:
+_SHAPE_COSTED = frozenset({"conv2d", "dwconv2d", "tconv2d", "fc", "bmm", "avgpool", "maxpool",
+                           "mean", "sum"})
 
 _SHAPE_FIELDS = ("in", "in2", "out")
 _PAIR_FIELDS = ("k", "s", "d")
@@ -179,13 +146,6 @@ def parse_signature(sig: str) -> dict[str, Any]:
     return out
 
 
-def _kind_of(op_type: str) -> str:
-    kind = _KIND_OF_OP.get(op_type)
-    if kind is None:
-        kind = re.sub(r"[^a-z0-9_]+", "_", op_type.lower()).strip("_") or "op"
-    return kind
-
-
 def _pair(options: dict, h: str, w: str, default: int = 1) -> tuple[int, int]:
     return (int(options.get(h) or default), int(options.get(w) or default))
 
@@ -196,7 +156,7 @@ def op_signature(graph: Graph, op: Op) -> str:
     The filter shape comes from the op's second input; strides, dilation and
     pool windows from its options. The first non-constant input is "in".
     """
-    kind = _kind_of(op.type)
+    kind = signature_kind(op.type)
     ins: list[Tensor | None] = [graph.tensors[i] if i >= 0 else None for i in op.inputs]
     acts = [t for t in ins if t is not None and not t.is_const]
     outs = graph.op_outputs(op)
@@ -232,7 +192,7 @@ def op_signature(graph: Graph, op: Op) -> str:
         f = {"in": (feats,), "out": (units,), "b": rows if rows > 1 else None, "dt": f.get("dt")}
     elif kind == "bmm" and len(acts) > 1:
         f["in2"] = _dims(acts[1].shape)
-    elif kind not in _COST_KIND and op.macs > 0:
+    elif kind not in _SHAPE_COSTED and op.macs > 0:
         f["macs"] = int(op.macs)
     return format_signature(kind, **f)
 
@@ -260,7 +220,7 @@ def signature_features(sig: str | dict[str, Any]) -> OpFeatures:
     in_ch, out_ch = int(shp_in[-1]), int(shp_out[-1])
     kh, kw = p.get("k", (1, 1))
     macs = 0
-    cost_kind = _COST_KIND.get(kind, "other")
+    cost_kind = cost_kind_of_signature(kind)
     if kind == "conv2d":
         macs = n_out * kh * kw * (in_ch // max(p.get("g", 1), 1))
         cost_kind = "conv1x1" if (kh, kw) == (1, 1) else "conv"
@@ -281,9 +241,9 @@ def signature_features(sig: str | dict[str, Any]) -> OpFeatures:
         macs = n_in
     elif kind in ("add", "sub", "mul"):
         n_in += _prod(p["in2"]) if "in2" in p else n_out  # two operands are read
-    elif cost_kind == "other" and p.get("macs"):
+    elif p.get("macs"):
         macs = int(p["macs"])
-        cost_kind = "conv"
+        cost_kind = "conv" if cost_kind == "other" else cost_kind
     return OpFeatures(kind=cost_kind, macs=int(macs), in_bytes=int(n_in * eb),
                       out_bytes=int(n_out * eb), in_ch=in_ch, out_ch=out_ch, dtype=dt)
 

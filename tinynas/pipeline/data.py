@@ -21,7 +21,7 @@ def load_run_data(cfg: Mapping[str, Mapping[str, Any]], log: Callable[[str], Non
     bundle = load_dataset(r["data"], **load_kw)
     meta = data_meta(r["data"], bundle, **load_kw)
     held = len(bundle.holdout) if bundle.holdout is not None else 0
+    c, h, w = bundle.input_shape
     log(f"data {r['data']}: {len(bundle.train.y):,} train / {held:,} held out for selection / "
-        f"{len(bundle.val.y):,} val (reported), input "
-        f"{'x'.join(map(str, bundle.input_shape))}, {bundle.num_classes} classes")
+        f"{len(bundle.val.y):,} val (reported), input {h}x{w}x{c} (HxWxC), {bundle.num_classes} classes")
     return bundle, meta

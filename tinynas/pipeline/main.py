@@ -17,17 +17,21 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..atomic import write_bytes, write_text
 from ..errors import UserError
+from ..paths import check_input_file, check_output_dir
 from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
+    from ..boards import add_board_argument
+
     p = sub.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
-    p.add_argument("--board", help="board id, alias or .toml (default: stm32f746g-disco)")
+    add_board_argument(p, from_config=True)
     p.add_argument("--data", help="digits (default), a .npz, an ImageFolder directory or .zip")
     p.add_argument("--out", help="output directory (default: runs/latest)")
     p.add_argument("--config", help="a run.toml with any option; the command line overrides it")
@@ -36,7 +40,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--time", help="compute to spend up to the fine-tuned model, e.g. 90s, 10m, 1h, 2h30m "
                                   "(overrides the preset's; export and profile come on top)")
     p.add_argument("--latency-ms", type=float, help="latency limit on the board, ms (default: none)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the split, sampling and training (default: 0)")
     p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
     p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
     p.add_argument("--strategy", choices=["evolution", "random", "aging", "rl", "grid"], help="search strategy")
@@ -117,55 +121,117 @@ def _sizing_line(cfg: dict[str, dict[str, Any]]) -> str:
             "epochs and candidates are planned from measured throughput")
 
 
+def check_data_arg(spec: str) -> None:
+    """Refuse missing, unreadable or special-file data before --out is touched (a FIFO would hang the load)."""
+    from ..data.sources import resolve_spec
+
+    kind, path = resolve_spec(spec)
+    if path is not None and kind != "folder":
+        check_input_file(path, "data")
+
+
+class StartGuard:
+    """What --out held before this run, so a run that fails before any stage finished leaves it as it was.
+
+    A bad --data or a board the data cannot fit is found only after the lock
+    and run.toml are written; leaving them would make the next attempt think
+    an earlier run lives there.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.top = out.absolute()
+        while not self.top.parent.exists() and self.top.parent != self.top:
+            self.top = self.top.parent  # the outermost folder this run will create
+        self.existed = set(p.name for p in out.iterdir()) if out.is_dir() else None
+        toml = out / "run.toml"
+        self.old_toml = toml.read_bytes() if toml.is_file() else None
+
+    def undo(self) -> None:
+        """Remove what this run created and put back the run.toml it replaced."""
+        import shutil
+
+        if self.existed is None:
+            shutil.rmtree(self.top, ignore_errors=True)
+            return
+        for p in self.out.iterdir():
+            if p.name not in self.existed:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if self.old_toml is not None:
+            write_bytes(self.out / "run.toml", self.old_toml)
+
+
+def _start(out: Path, cfg: dict[str, dict[str, Any]], force: bool):
+    """Refuse a foreign --out, lock it, clear it for --force and record the effective config."""
+    check_output_dir(out)
+    refuse_foreign(out, force)
+    lock = lock_out_dir(out)
+    if force:
+        _clear(out)
+    write_text(out / "run.toml", to_toml(cfg))
+    return lock
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import write_text
     from ..boards import load_board
-    from .data import load_run_data
-    from .report import write_report
-    from .stages import Context, RunClock, run_stages
+    from .stages import RunClock
 
     cfg = build_config(read_toml(args.config) if args.config else None, cli_overrides(args),
                        args.config or "--config")
     rank, world = _dist()
     clock = RunClock.start(time_budget_s(cfg), cfg["time"])  # the budget counts from here: data loading too
-    t0 = time.time()
-    r = cfg["run"]
-    out = Path(r["out"])
-    board = load_board(r["board"])
+    out = Path(cfg["run"]["out"])
+    board = load_board(cfg["run"]["board"])
+    check_data_arg(cfg["run"]["data"])
 
     def log(msg: str) -> None:
         if rank == 0:
             print(f"[tinynas run] {msg}", file=sys.stderr, flush=True)
 
-    lock = None
-    if rank == 0:
-        refuse_foreign(out, args.force)
-        lock = lock_out_dir(out)
-        if args.force:
-            _clear(out)
-        write_text(out / "run.toml", to_toml(cfg))
-    log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; budget {r['budget']}; "
-        f"config {out / 'run.toml'}")
-    log(_sizing_line(cfg))
-    bundle, meta = load_run_data(cfg, log)
-    ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log,
-                  clock=clock)
-    results = run_stages(ctx)
-    if rank == 0:
-        s = write_report(out, board, cfg, results, clock=ctx.clock)
-        if s.get("time", {}).get("budget_s"):
-            tm = s["time"]
-            log(f"time: {tm['spent_s']:.0f} s spent of a {tm['budget_s']:.0f} s budget; export and profile "
-                f"{tm['outside_budget_s']:.0f} s on top")
-        log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
-            f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
-        log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")
-    if lock is not None:
-        lock.close()
-    if world > 1:
-        import torch.distributed as dist
+    guard = StartGuard(out) if rank == 0 else None
+    lock = _start(out, cfg, args.force) if rank == 0 else None
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        _run_locked(cfg, out, board, rank, world, log, clock, results)
+    except BaseException:
+        if guard is not None and not results:  # failed before any stage finished: leave nothing
+            lock.close()
+            guard.undo()
+        raise
+    finally:
+        if lock is not None:
+            lock.close()
+        if world > 1:
+            import torch.distributed as dist
 
-        dist.destroy_process_group()
+            dist.destroy_process_group()
     if rank == 0 and not results["profile"]["result"].get("fits", True):
         raise UserError(f"the exported model does not fit {board.id}; see {out / 'report.md'}")
     return 0
+
+
+def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Any, rank: int, world: int,
+                log: Callable[[str], None], clock: Any, results: dict[str, dict[str, Any]]) -> None:
+    """Load the data, run the stages into `results` (filled as each finishes) and write the report."""
+    from .data import load_run_data
+    from .report import write_report
+    from .stages import Context, run_stages
+
+    t0 = time.time()
+    log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; "
+        f"budget {cfg['run']['budget']}; config {out / 'run.toml'}")
+    log(_sizing_line(cfg))
+    bundle, meta = load_run_data(cfg, log)
+    ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, rank=rank, world=world, log=log,
+                  clock=clock, results=results)
+    run_stages(ctx)
+    if rank != 0:
+        return
+    s = write_report(out, board, cfg, results, clock=ctx.clock)
+    if s.get("time", {}).get("budget_s"):
+        tm = s["time"]
+        log(f"time: {tm['spent_s']:.0f} s spent of a {tm['budget_s']:.0f} s budget; export and profile "
+            f"{tm['outside_budget_s']:.0f} s on top")
+    log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
+        f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
+    log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")

@@ -13,12 +13,16 @@ import json
 import shlex
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import quote
 
 from ..atomic import write_json, write_png, write_text
+from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
+from ..profile import shape_str
 from ..timebudget import format_duration
 from .config import TIMED_STAGES, time_budget_s
 
-Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt) | ("code", text)
+Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt)
+#               | ("code", text) | ("links", [(label, path relative to the run folder)])
 
 SUMMARY_KEYS = ("board", "accuracy_float", "accuracy_int8", "arena_bytes", "sram_bytes", "flash_bytes",
                 "latency_ms", "macs", "fits", "arch", "files")
@@ -34,49 +38,97 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
-    write_png(path, fig, dpi=110)
+    write_png(path, fig, dpi=FIG_DPI)
 
 
-def plot_latency(prof: Mapping[str, Any], path: Path, limit_ms: float | None) -> None:
+def latency_figure(prof: Mapping[str, Any], limit_ms: float | None):
     """Per-op latency, cumulative, against the latency limit when there is one."""
     plt = _plt()
     ops = prof["ops"]
+    idx = [o["index"] for o in ops]
     ms = [o["latency_ms"] or 0.0 for o in ops]
     cum = [sum(ms[: i + 1]) for i in range(len(ms))]
-    fig, ax = plt.subplots(figsize=(max(6, len(ops) * 0.25), 4))
-    ax.bar([o["index"] for o in ops], ms, color="#54A24B", label="per-op latency (ms)")
-    ax2 = ax.twinx()
-    ax2.plot([o["index"] for o in ops], cum, color="#333333", label="cumulative (ms)")
-    if limit_ms:
-        ax2.axhline(limit_ms, color="#E45756", ls="--", label=f"limit {limit_ms} ms")
-    ax.set_xlabel("op index (execution order)")
-    ax.set_ylabel("ms per op")
-    ax2.set_ylabel("cumulative ms")
-    ax.set_title(f"latency on {prof['board']}: {prof['latency_ms']:.2f} ms (estimated)")
-    fig.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 4.2))
+        ax.bar(idx, ms, color="#54A24B", label="per-op latency")
+        ax2 = ax.twinx()
+        ax2.plot(idx, cum, color="#333333", label="cumulative")
+        if limit_ms:
+            ax2.axhline(limit_ms, color="#E45756", ls="--", label=f"limit {limit_ms} ms")
+        ax.set_xlabel("op index (execution order)")
+        ax.set_ylabel("ms per op")
+        ax2.set_ylabel("cumulative ms")
+        ax.set_title(f"latency on {prof['board']}: {prof['latency_ms']:.2f} ms (estimated)")
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper left")
+        fig.tight_layout()
+    return fig
+
+
+def plot_latency(prof: Mapping[str, Any], path: Path, limit_ms: float | None) -> None:
+    _save(latency_figure(prof, limit_ms), path)
+
+
+# one colour per thing drawn: the SRAM and the flash bars share only the reserve's grey
+BUDGET_COLOURS = {"arena (SRAM)": "#4C78A8", "model (flash)": "#F58518", "reserve": "#BAB0AC"}
+
+
+def budget_figure(prof: Mapping[str, Any]):
+    """SRAM and flash as stacked bars (model part, reserve) against the board's totals."""
+    plt = _plt()
+    rows = [("SRAM", prof["arena_bytes_device"], prof["sram_reserved_bytes"], prof["board_sram_bytes"],
+             "arena (SRAM)"),
+            ("flash", prof["model_bytes"], prof["flash_reserved_bytes"], prof["board_flash_bytes"],
+             "model (flash)")]
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 2.8))
+        for i, (_, used, reserve, total, what) in enumerate(rows):
+            ax.barh(i, used / total * 100, color=BUDGET_COLOURS[what], label=what)
+            ax.barh(i, reserve / total * 100, left=used / total * 100, color=BUDGET_COLOURS["reserve"],
+                    label="reserve" if i == 0 else None)
+            ax.text(min(99, (used + reserve) / total * 100 + 1), i,
+                    f"{(used + reserve) / 1024:,.0f} of {total / 1024:,.0f} KiB", va="center")
+        ax.axvline(100, color="#E45756", ls="--")
+        ax.set_yticks([0, 1], [r[0] for r in rows])
+        ax.set_xlim(0, 130)
+        ax.set_xlabel("% of the board")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+    return fig
 
 
 def plot_budget(prof: Mapping[str, Any], path: Path) -> None:
-    """SRAM and flash as stacked bars (model part, reserve) against the board's totals."""
+    _save(budget_figure(prof), path)
+
+
+def pareto_figure(search: Mapping[str, Any], board):
+    """Accuracy (%) against latency for every candidate, SRAM in KiB as colour over the candidates' own range.
+
+    search/pareto.png colours by bytes from 0 to the board's SRAM, where the
+    candidates' few KiB of difference all come out the same colour.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    rows = [("SRAM", prof["arena_bytes_device"], prof["sram_reserved_bytes"], prof["board_sram_bytes"], "arena"),
-            ("flash", prof["model_bytes"], prof["flash_reserved_bytes"], prof["board_flash_bytes"], "model")]
-    for i, (label, used, reserve, total, what) in enumerate(rows):
-        ax.barh(i, used / total * 100, color="#4C78A8", label=what if i == 0 else "model")
-        ax.barh(i, reserve / total * 100, left=used / total * 100, color="#BAB0AC",
-                label="reserve" if i == 0 else None)
-        ax.text(min(99, (used + reserve) / total * 100 + 1), i,
-                f"{(used + reserve):,} / {total:,} B", va="center", fontsize=8)
-    ax.axvline(100, color="#E45756", ls="--")
-    ax.set_yticks([0, 1], [r[0] for r in rows])
-    ax.set_xlim(0, 130)
-    ax.set_xlabel("% of the board")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    _save(fig, path)
+    hist = search.get("history", [])
+    front = sorted(search.get("front", []), key=lambda c: c["latency_ms"])
+    best = search.get("best", {})
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 4.6))
+        sc = ax.scatter([h["latency_ms"] for h in hist], [100 * h["accuracy"] for h in hist],
+                        c=[h["sram_bytes"] / 1024 for h in hist], cmap="viridis", s=28)
+        if front:
+            ax.step([c["latency_ms"] for c in front], [100 * c["accuracy"] for c in front], where="post",
+                    color="#333333", lw=1, label="Pareto front")
+        if best:
+            ax.scatter([best["latency_ms"]], [100 * best["accuracy"]], marker="*", s=260, color="#E45756",
+                       label="winner", zorder=3)
+        bar = fig.colorbar(sc, ax=ax)
+        bar.set_label(f"SRAM, KiB (board: {board.sram_bytes / 1024:,.0f} KiB)")
+        ax.set_xlabel("latency, ms (cost model)")
+        ax.set_ylabel("accuracy on the holdout, %")
+        ax.set_title(f"{search.get('strategy', 'search')}: {len(hist)} candidates on {board.id}")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+    return fig
 
 
 BLOCK_NAMES = {"mb": "MBConv", "fused": "fused-MBConv", "res": "res conv", "ds": "DS conv"}
@@ -130,6 +182,8 @@ def to_markdown(blocks: list[Block]) -> str:
             out += [f"![{b[2]}]({b[1]})", ""]
         elif b[0] == "code":
             out += ["```", b[1], "```", ""]
+        elif b[0] == "links":
+            out += [f"- {label}: [{rel}]({quote(rel)})" for label, rel in b[1]] + [""]
     return "\n".join(out)
 
 
@@ -151,7 +205,7 @@ def to_html(blocks: list[Block], root: Path, title: str) -> str:
         elif b[0] == "table":
             head = "".join(f"<th>{_inline(h)}</th>" for h in b[1])
             rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>" for r in b[2])
-            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+            body.append(f'<div class="scroll"><table><tr>{head}</tr>{rows}</table></div>')
         elif b[0] == "img":
             p = root / b[1]
             if p.is_file():
@@ -160,10 +214,18 @@ def to_html(blocks: list[Block], root: Path, title: str) -> str:
                             f"<figcaption>{html.escape(b[2])}</figcaption></figure>")
         elif b[0] == "code":
             body.append(f"<pre>{html.escape(b[1])}</pre>")
-    css = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
-           "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-           "text-align:left}th{background:#f3f3f3}img{max-width:100%}pre{background:#f6f6f6;padding:.8em;"
-           "overflow-x:auto}code{background:#f3f3f3;padding:0 .2em}")
+        elif b[0] == "links":  # relative hrefs: they work wherever the run folder is copied
+            body.append("<ul>" + "".join(f'<li>{html.escape(label)}: <a href="{html.escape(quote(rel))}">'
+                                         f"<code>{html.escape(rel)}</code></a></li>" for label, rel in b[1])
+                        + "</ul>")
+    # The column is 960 px (60em at 16 px), as wide as the plots (FIG_WIDTH_IN x FIG_DPI): they are
+    # shown 1:1, never scaled down to unreadable text, on any window of at least 1000 px.
+    css = ("body{font-family:system-ui,sans-serif;font-size:16px;max-width:60em;margin:2em auto;padding:0 1em;"
+           "color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0}"
+           "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}th{background:#f3f3f3}"
+           "td:not(:first-child){font-variant-numeric:tabular-nums}.scroll{overflow-x:auto}"
+           "figure{margin:1.2em 0}figcaption{color:#555;font-size:.9em}img{max-width:100%;height:auto}"
+           "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}code{background:#f3f3f3;padding:0 .2em}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{css}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
@@ -303,6 +365,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
               + ("Latency limit: " + (f"{cfg['run']['latency_ms']} ms." if cfg['run']['latency_ms'] else "none."))),
         ("img", "report_budget.png", "SRAM and flash budget"),
     ]
+    blocks += _data_blocks(exp)
     if space:
         ch = space.get("chosen", {})
         blocks += [("h", 2, "Chosen search space"),
@@ -326,7 +389,7 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
                    ("p", f"Strategy {search.get('strategy')}, {len(search.get('history', []))} candidates "
                          f"evaluated with inherited weights after BN recalibration; winner "
                          f"{_pct(search.get('best', {}).get('accuracy', 0))}. {_selection_text(search)}"),
-                   ("img", "search/pareto.png", "accuracy against latency, SRAM as colour")]
+                   ("img", "report_pareto.png", "accuracy against latency for every candidate, SRAM as colour")]
     if summary.get("arch"):
         blocks += [("h", 2, "Winning architecture" if search else "Architecture"),
                    ("table", ["block", "op", "channels", "stride", "output", "residual"], arch_rows(summary["arch"]))]
@@ -347,18 +410,118 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
                ("img", "profile/latency.png", "per-op latency"),
                ("p", f"Arena: {prof['arena_bytes_device']:,} B on the board (32-bit, {prof['kernels']} scratch "
                      f"{prof['cmsis_scratch_bytes']:,} B); measured {prof.get('arena_bytes_measured') or 0:,} B "
-                     f"in TFLM on x86-64, estimated {prof['arena_bytes_estimated']:,} B. "
-                     f"Full table: `profile/profile.txt`.")]
+                     f"in TFLM on x86-64, estimated {prof['arena_bytes_estimated']:,} B."),
+               layer_table(prof)]
     blocks += _time_blocks(summary)
-    blocks += [("h", 2, "Files"),
-               ("ul", [f"`{k}`: `{v}`" for k, v in summary["files"].items()]),
-               ("p", "The C sources (`*_model_data.cc/.h`, `*_op_resolver.h`, `*_model_settings.h`) and a "
-                     f"`{cfg['export']['target']}` project skeleton are in `export/`; its README says how to "
-                     "build it. For other targets: `tinynas export export/model.tflite --target "
-                     "arduino|zephyr|esp-idf|cmake --out DIR`."),
-               ("h", 2, "Reproduce"),
-               ("code", command or reproduce_command(cfg))]
+    blocks += _file_blocks(out, cfg, summary)
+    blocks += [("h", 2, "Reproduce"), ("code", command or reproduce_command(cfg))]
+    blocks += next_steps(board, cfg, summary)
     return blocks
+
+
+def _data_blocks(exp: Mapping[str, Any]) -> list[Block]:
+    """Which data the accuracy figures are on: source, classes, input and the validation count."""
+    rec = exp.get("data") or {}
+    if not rec:
+        return []
+    pre = rec.get("preprocessing", {})
+    c, h, w = (pre.get("input_shape") or rec.get("input_shape") or [0, 0, 0])[:3]
+    names = rec.get("class_names") or pre.get("class_names") or []
+    shown = ", ".join(map(str, names[:20])) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+    load = rec.get("load", {})
+    split = (f"{load['val_count']:,} images held out" if load.get("val_count")
+             else f"a {load.get('val_fraction', 0):.0%} validation split") + f" (split seed {load.get('seed', 0)})"
+    return [("h", 2, "Data"),
+            ("p", f"`{Path(str(rec.get('data', '?'))).name}`: {len(names) or rec.get('num_classes')} classes "
+                  f"({shown}); input {h}x{w}x{c} (HxWxC, {pre.get('color', '?')}). Accuracy below is on "
+                  f"{exp.get('verify_samples', 0):,} validation images, {split}, never used for training or "
+                  "for choosing the model.")]
+
+
+def layer_table(prof: Mapping[str, Any]) -> Block:
+    """The per-op table of `tinynas profile`, as a report table."""
+    rows = [[o["index"], o["type"], shape_str(o["inputs"]), shape_str(o["outputs"]), f"{o['macs']:,}",
+             f"{o['weight_bytes']:,}", f"{o['live_bytes']:,}",
+             "" if o["latency_ms"] is None else f"{o['latency_ms']:.3f}"] for o in prof["ops"]]
+    return ("table", ["#", "op", "input", "output", "MACs", "weights B", "live activations B", "ms"], rows)
+
+
+def _relative(path: str, out: Path) -> str:
+    """`path` relative to the run folder, so links work wherever the folder is copied."""
+    try:
+        return Path(path).relative_to(out).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _file_blocks(out: Path, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
+    target = cfg["export"]["target"]
+    project = (f"and a `{target}` firmware project are in `export/`; its README says how to build it"
+               if target != "none" else "are in `export/` (no firmware project: `export.target = \"none\"`)")
+    return [("h", 2, "Files"),
+            ("p", "Paths are relative to this report's folder."),
+            ("links", [(k, _relative(v, out)) for k, v in summary["files"].items()]),
+            ("p", f"The C sources (`*_model_data.cc/.h`, `*_op_resolver.h`, `*_model_settings.h`) {project}.")]
+
+
+# How to build and flash each target's project; <...> is for the user to fill in.
+FLASH_COMMANDS = {
+    "cmake": "cmake -S export -B build -DTFLM_DIR=<tflm-tree> && cmake --build build",
+    "arduino": "arduino-cli lib install Chirale_TensorFlowLite\n"
+               "arduino-cli compile --library export -b <fqbn> --upload -p <port> export/examples/<sketch>",
+    "zephyr": "west build -b <zephyr-board> export && west flash",
+    "esp-idf": "cd export && idf.py set-target <chip> && idf.py build flash monitor",
+}
+ARDUINO_FQBN = {"arduino-nano-33-ble-sense": "arduino:mbed_nano:nano33ble"}
+ZEPHYR_BOARDS = {"stm32f746g-disco": "stm32f746g_disco", "nucleo-f446re": "nucleo_f446re",
+                 "nrf5340-dk": "nrf5340dk/nrf5340/cpuapp"}
+ESP_CHIPS = {"esp32-s3-devkitc": "esp32s3"}
+
+
+def flash_command(target: str, board, ident: str) -> str | None:
+    """The build-and-flash command for the generated project, with this board filled in where known."""
+    cmd = FLASH_COMMANDS.get(target)
+    if cmd is None:
+        return None
+    return (cmd.replace("<fqbn>", ARDUINO_FQBN.get(board.id, "<fqbn>"))
+               .replace("<zephyr-board>", ZEPHYR_BOARDS.get(board.id, "<zephyr-board>"))
+               .replace("<chip>", ESP_CHIPS.get(board.id, "<chip>"))
+               .replace("<sketch>", ident))
+
+
+def next_steps(board, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
+    """What to do with the result: flash it, measure its latency on the board, or spend more to do better."""
+    target = cfg["export"]["target"]
+    ident = cfg["export"].get("name") or "model"
+    flash = flash_command(target, board, ident)
+    blocks: list[Block] = [("h", 2, "Next steps"), ("h", 3, "1. Flash it")]
+    if flash:
+        blocks += [("p", f"Build and flash the `{target}` project in `export/` (`export/README.md` has the "
+                         "details and what to fill in between `<` and `>`):"), ("code", flash)]
+    else:
+        blocks += [("p", "No firmware project was generated; make one for your toolchain:"),
+                   ("code", "tinynas export export/model.tflite --target cmake --out firmware")]
+    blocks += [("h", 3, "2. Measure latency on the board"),
+               ("p", f"The {summary['latency_ms']:.2f} ms is estimated by the cycle model. Measure this board's "
+                     "latency table once, and every later profile, search and run uses it:"),
+               ("code", f"tinynas lut measure --board {board.spec} --out lut_kit\n"
+                        "# build and flash lut_kit/firmware, capture its serial output to serial.log, then\n"
+                        f"tinynas lut import --board {board.spec} --kit lut_kit serial.log\n"
+                        f"tinynas profile export/model.tflite --board {board.spec}"),
+               ("h", 3, "3. Spend more budget"),
+               ("p", "A longer budget trains the supernet and the winner for longer and scores more candidates. "
+                     "Write it to a new folder to keep this result:"),
+               ("code", more_budget_command(cfg))]
+    return blocks
+
+
+def more_budget_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
+    """The same run with the next preset's budget (or twice the time), into a new folder."""
+    r = cfg["run"]
+    budget = time_budget_s(cfg)
+    more = ["--time", format_duration(2 * budget).replace(" ", "")] if budget else ["--budget", "medium"]
+    cmd = ["tinynas", "run", "--board", r["board"], "--data", r["data"], "--out", f"{r['out']}-more", *more]
+    return " ".join(shlex.quote(str(c)) for c in cmd)
 
 
 def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clock: Any = None,
@@ -370,6 +533,9 @@ def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clo
     """
     prof = _read(out / "profile" / "profile.json")
     plot_budget(prof, out / "report_budget.png")
+    search = _read(out / "search" / "search.json")
+    if search.get("history"):
+        _save(pareto_figure(search, board), out / "report_pareto.png")
     summary = build_summary(out, board, cfg, results, getattr(clock, "spent_s", None))
     blocks = build_blocks(out, board, cfg, summary, title, command)
     write_text(out / "report.md", to_markdown(blocks))

@@ -41,7 +41,7 @@ def _check_args(strategy: str, budget: int, predictor: str | None) -> None:
     if strategy not in STRATEGIES:
         raise UserError(f"--strategy {strategy}: not one of {', '.join(STRATEGIES)}")
     if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise UserError(f"--budget {budget}: must be an integer >= 1 (candidates to evaluate)")
+        raise UserError(f"candidates to evaluate: {budget}; must be an integer >= 1 (--candidates)")
     if predictor not in (None, "mlp"):
         raise UserError(f"--predictor {predictor}: only 'mlp' is available")
     if predictor and strategy not in PREDICTOR_STRATEGIES:

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..atomic import write_json, write_png
+from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 from ..space.arch import save_arch
 from .budget import Archive
 
@@ -87,7 +88,7 @@ def write_outputs(out_dir: str | os.PathLike, result: Mapping[str, Any]) -> dict
 
 
 def _save(fig, path: Path) -> None:
-    write_png(path, fig, dpi=120)
+    write_png(path, fig, dpi=FIG_DPI)
 
 
 def pareto_front(lat: np.ndarray, acc: np.ndarray) -> np.ndarray:
@@ -109,30 +110,32 @@ def plot_pareto(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
     h = result["history"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    lim = result.get("limits", {})
-    if h:
-        lat = np.array([r["latency_ms"] for r in h])
-        acc = np.array([r["accuracy"] for r in h])
-        sram = np.array([r["sram_bytes"] for r in h])
-        vmax = lim.get("sram") or sram.max()
-        sc = ax.scatter(lat, acc, c=sram, cmap="viridis", s=14, vmin=sram.min(), vmax=max(vmax, sram.max()))
-        cb = fig.colorbar(sc, ax=ax, label="SRAM (B)")
-        if lim.get("sram"):
-            cb.ax.axhline(lim["sram"], color="red", lw=2)
-            cb.ax.text(0.5, lim["sram"], "board", color="red", ha="center", va="bottom", fontsize=7)
-        f = pareto_front(lat, acc)
-        ax.step(lat[f], acc[f], where="post", color="black", lw=1, label="Pareto front")
-        b = result["best"]
-        ax.scatter([b["latency_ms"]], [b["accuracy"]], marker="*", s=200, color="red", label="best")
-    if lim.get("latency"):
-        ax.axvline(lim["latency"], color="red", ls="--", label=f"latency limit {lim['latency']:g} ms")
-    ax.set_xlabel("latency (ms, cost model)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{result['strategy']} on {result['board']}: {len(h)} candidates")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    _save(fig, Path(path))
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 5.0))
+        lim = result.get("limits", {})
+        if h:
+            lat = np.array([r["latency_ms"] for r in h])
+            acc = 100 * np.array([r["accuracy"] for r in h])
+            sram = np.array([r["sram_bytes"] for r in h])
+            vmax = lim.get("sram") or sram.max()
+            sc = ax.scatter(lat, acc, c=sram / 1024, cmap="viridis", s=14, vmin=sram.min() / 1024,
+                                vmax=max(vmax, sram.max()) / 1024)
+            cb = fig.colorbar(sc, ax=ax, label="SRAM (KiB)")
+            if lim.get("sram"):
+                cb.ax.axhline(lim["sram"] / 1024, color="red", lw=2)
+                cb.ax.text(0.5, lim["sram"] / 1024, "board", color="red", ha="center", va="bottom")
+            f = pareto_front(lat, acc)
+            ax.step(lat[f], acc[f], where="post", color="black", lw=1, label="Pareto front")
+            b = result["best"]
+            ax.scatter([b["latency_ms"]], [100 * b["accuracy"]], marker="*", s=200, color="red", label="best")
+        if lim.get("latency"):
+            ax.axvline(lim["latency"], color="red", ls="--", label=f"latency limit {lim['latency']:g} ms")
+        ax.set_xlabel("latency (ms, cost model)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(f"{result['strategy']} on {result['board']}: {len(h)} candidates")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        _save(fig, Path(path))
 
 
 def plot_controller(rl: Mapping[str, Any], path: str | os.PathLike) -> None:

@@ -37,10 +37,13 @@ from typing import Any, Mapping
 
 from ..graph import Graph, Op, Tensor
 from ..op_costs import annotate_costs
+from ..ops import op_spec
 from .arch import ConvLayer, LayerPlan, arch_hash, layer_plan
 
-# Versions the converter writes for these int8 ops (TF 2.21); TFLM ignores them.
-OP_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "ADD": 2, "MEAN": 2, "FULLY_CONNECTED": 4}
+# The ops this builder emits; the version the converter writes for each (TF 2.21,
+# TFLM ignores it) is the registry's OpSpec.converter_version.
+OP_VERSIONS = {t: op_spec(t).converter_version
+               for t in ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED")}
 
 
 def _schema():

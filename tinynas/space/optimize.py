@@ -30,7 +30,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..atomic import write_png
 from ..errors import UserError
+from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 from .arch import sample_genomes
 from .spec import SpaceSpec, replace_spec
 
@@ -290,26 +292,26 @@ def plot_flops_cdf(result: SpaceResult, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..atomic import write_png
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (row, m) in enumerate(zip(result.table, result.macs_fitting)):
-        if not len(m) or i == result.chosen:
-            continue
-        xs = np.sort(m) / 1e6
-        eligible = row["fit_fraction"] >= result.min_fit_fraction
-        ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), color="0.6" if eligible else "0.8",
-                lw=0.7, ls="-" if eligible else ":", alpha=0.8)
-    if result.chosen is not None:
-        row, m = result.table[result.chosen], np.sort(result.macs_fitting[result.chosen]) / 1e6
-        ax.plot(m, np.arange(1, len(m) + 1) / len(m), color="#E45756", lw=2.5,
-                label=f"chosen: width {row['width_mult']:g}, res {_res(row['resolution'])} "
-                      f"({100 * row['fit_fraction']:.0f}% fit)")
-    ax.plot([], [], color="0.6", lw=0.7, label="other spaces")
-    ax.plot([], [], color="0.8", lw=0.7, ls=":",
-            label=f"spaces where < {100 * result.min_fit_fraction:g}% fit (not eligible)")
-    ax.set_xlabel("MACs of fitting subnets (millions)")
-    ax.set_ylabel("fraction of fitting subnets")
-    ax.set_title(f"search spaces on {result.board.id}")
-    ax.legend(loc="lower right", fontsize=8)
-    write_png(path, fig, dpi=120, bbox_inches="tight")
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 5.0))
+        for i, (row, m) in enumerate(zip(result.table, result.macs_fitting)):
+            if not len(m) or i == result.chosen:
+                continue
+            xs = np.sort(m) / 1e6
+            eligible = row["fit_fraction"] >= result.min_fit_fraction
+            ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), color="0.6" if eligible else "0.8",
+                    lw=0.7, ls="-" if eligible else ":", alpha=0.8)
+        if result.chosen is not None:
+            row, m = result.table[result.chosen], np.sort(result.macs_fitting[result.chosen]) / 1e6
+            ax.plot(m, np.arange(1, len(m) + 1) / len(m), color="#E45756", lw=2.5,
+                    label=f"chosen: width {row['width_mult']:g}, res {_res(row['resolution'])} "
+                          f"({100 * row['fit_fraction']:.0f}% fit)")
+        ax.plot([], [], color="0.6", lw=0.7, label="other spaces")
+        ax.plot([], [], color="0.8", lw=0.7, ls=":",
+                label=f"spaces where < {100 * result.min_fit_fraction:g}% fit (not eligible)")
+        ax.set_xlabel("MACs of fitting subnets (millions)")
+        ax.set_ylabel("fraction of fitting subnets")
+        ax.set_title(f"search spaces on {result.board.id}")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        write_png(path, fig, dpi=FIG_DPI)
