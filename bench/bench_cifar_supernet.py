@@ -52,13 +52,13 @@ MBV2_DEPTHS = (2, 3, 4, 3, 3, 1)  # MobileNetV2's blocks per stage after the fir
 
 
 def _world() -> int:
-    from tinynas.train.distributed import rank_and_world
+    from tinynas.distributed import rank_and_world
 
     return rank_and_world()[1]
 
 
 def _main_rank() -> bool:
-    from tinynas.train.distributed import rank_and_world
+    from tinynas.distributed import rank_and_world
 
     return rank_and_world()[0] == 0
 
@@ -170,7 +170,7 @@ def parse_args():
 
 def _export_on_main(args, arch, model_dir: Path, bundle, meta, out: Path) -> dict | None:
     """Export runs on rank 0 only (TFLite conversion is single-process); the others wait."""
-    from tinynas.train.distributed import barrier
+    from tinynas.distributed import barrier
 
     r = export_stage(args, arch, model_dir, bundle, meta, out) if _main_rank() else None
     barrier()
@@ -225,7 +225,7 @@ def main() -> int:
         print(json.dumps({"skipped": f"CIFAR-10 is absent ({zip_path})"}))
         return 0
     from tinynas.atomic import write_json
-    from tinynas.train.distributed import setup, teardown
+    from tinynas.distributed import setup, teardown
 
     ctx = setup("cpu")
     try:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tinynas.boards import load_board  # noqa: E402
 from tinynas.costmodel import CostModel  # noqa: E402
 from tinynas.space import default_space, sample_genomes  # noqa: E402
-from tinynas.space.optimize import default_resolutions, optimize_space  # noqa: E402
+from tinynas.spaceopt import default_resolutions, optimize_space  # noqa: E402
 
 REPS = 3
 

@@ -39,7 +39,7 @@ from tinynas.data.meta import load_from_meta
 from tinynas.search.predictor import kendall_tau
 from tinynas.space.arch import arch_hash, decode, sample_genomes
 from tinynas.supernet import SupernetEvaluator, load_supernet
-from tinynas.train.distributed import pick_device
+from tinynas.distributed import pick_device
 from tinynas.train.finetune import train_arch
 
 

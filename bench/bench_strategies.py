@@ -70,7 +70,7 @@ def _accuracy(args):
     from tinynas.data.meta import load_from_meta
     from tinynas.search import proxy_indices
     from tinynas.supernet import SupernetEvaluator, load_supernet
-    from tinynas.train.distributed import pick_device
+    from tinynas.distributed import pick_device
 
     sn, spec, meta = load_supernet(args.supernet)
     sn = sn.to(pick_device(args.device))

@@ -59,7 +59,7 @@ from tinynas.space.arch import arch_from_choices, largest_arch, sample_arch
 from tinynas.space.spec import SpaceSpec, default_space, space_for_block
 from tinynas.space.torch_model import build_model, zero_init_residual
 from tinynas.supernet import Supernet
-from tinynas.train.distributed import DistContext, barrier, setup, teardown
+from tinynas.distributed import DistContext, barrier, setup, teardown
 from tinynas.train.finetune import PlainStep
 from tinynas.train.loop import LoopConfig, Trainer, smoothed_ce
 from tinynas.train.optim import MaskedSGD

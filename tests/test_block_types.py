@@ -162,7 +162,7 @@ def test_block_spaces_downsample_to_their_min_feature_side():
 
 
 def test_space_choice_respects_a_trainable_macs_cap():
-    from tinynas.space.optimize import choose
+    from tinynas.spaceopt import choose
 
     rows = [{"fitting": 10, "fit_fraction": 0.5, "macs_mean": m, "resolution": [32, 32], "width_mult": w}
             for m, w in ((5e6, 0.5), (20e6, 1.0), (40e6, 1.5))]

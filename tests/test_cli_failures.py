@@ -50,7 +50,7 @@ def test_space_out_below_a_file(tmp_path, capsys):
 
 
 def test_space_out_checked_before_scoring(tmp_path, capsys, monkeypatch):
-    import tinynas.space.optimize as opt
+    import tinynas.commands.space as opt  # where the command looks it up
 
     def never(*a, **k):
         raise AssertionError("scored spaces before checking --out")
@@ -62,7 +62,7 @@ def test_space_out_checked_before_scoring(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("make", ["file", "non-empty dir"])
 def test_lut_measure_refuses_out_before_converting(tmp_path, capsys, monkeypatch, make):
-    import tinynas.latency.kit as kit
+    import tinynas.commands.lut as kit  # where the command looks it up
 
     def never(*a, **k):
         raise AssertionError("converted kit models before checking --out")
@@ -117,7 +117,7 @@ def test_profile_plot_into_a_missing_parent_file(tmp_path, capsys, shared_models
 
 def test_any_filesystem_error_is_one_line(tmp_path, capsys, monkeypatch, shared_models):
     """The safety net: an OSError no check foresaw still gives one line and exit 2."""
-    prof = sys.modules["tinynas.profile"]  # the module; `tinynas.profile` is the API function
+    import tinynas.commands.profile as prof  # where the command looks profile_model up
 
     def full(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "x.json"))

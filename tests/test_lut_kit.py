@@ -23,7 +23,7 @@ import pytest
 from tinynas.boards import load_board
 from tinynas.cli import main
 from tinynas.latency import graph_latency, load_lut, op_signature
-from tinynas.latency.kit import pack_parts, space_signatures, write_kit
+from tinynas.lutkit.kit import pack_parts, space_signatures, write_kit
 from tinynas.latency.serial_log import entry_line, header_line, parse_log
 from tinynas.space import default_space, sample_arch, smallest_arch
 from tinynas.space.graph_builder import build_graph
@@ -93,7 +93,7 @@ def test_space_signatures_cover_sampled_subnets() -> None:
 def test_single_op_models_for_every_kind_run_in_tflm() -> None:
     from tflite_micro.python.tflite_micro import runtime
 
-    from tinynas.latency.kit_models import single_op_tflite
+    from tinynas.lutkit.kit_models import single_op_tflite
     from tinynas.tflite_reader import parse_tflite
 
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ from tinynas.boards import load_board
 from tinynas.cli import main
 from tinynas.errors import UserError
 from tinynas.space import default_space, load_space
-from tinynas.space.optimize import choose, default_resolutions, optimize_space, plot_flops_cdf
+from tinynas.spaceopt import choose, default_resolutions, optimize_space, plot_flops_cdf
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 

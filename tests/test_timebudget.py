@@ -16,7 +16,7 @@ from tinynas.search.synthetic import SyntheticAccuracy, synthetic_task
 from tinynas.space import smallest_arch
 from tinynas.space.torch_model import build_model
 from tinynas.timebudget import Deadline, allot, format_duration, parse_duration, plan_steps
-from tinynas.train.distributed import DistContext
+from tinynas.distributed import DistContext
 from tinynas.train.finetune import PlainStep, train_arch
 from tinynas.train.loop import LoopConfig, Trainer
 from tinynas.train.optim import MaskedSGD

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import profile as _profile_module  # noqa: F401  (light) loaded before the function below is defined
 from .errors import UserError
+from .version import __version__
 
 if TYPE_CHECKING:  # typing only: importing boards at run time is cheap, but keep this module minimal
     from .boards import Board
-
-__version__ = "0.1.0"
 
 __all__ = ["UserError", "__version__", "export", "load_board", "profile", "run"]
 

@@ -9,6 +9,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from .errors import UserError
+from .paths import check_output_dir
 
 
 def current_umask() -> int:
@@ -78,9 +80,6 @@ def check_staged_target(final: str | os.PathLike, force: bool = False, flag: str
     An existing non-empty folder is refused unless `force`, because users point
     --out at real project folders.
     """
-    from .errors import UserError
-    from .paths import check_output_dir
-
     final = check_output_dir(final, flag)
     if final.is_dir() and any(final.iterdir()) and not force:
         raise UserError(f"{flag} {final} is not empty; pass --force to replace it")

@@ -14,6 +14,7 @@ import os
 import sys
 
 from .errors import VERBOSE_ENV, UserError, one_line, os_error_text
+from .version import __version__
 
 # (command name, module under tinynas.commands, one-line help, one example)
 COMMANDS: list[tuple[str, str, str, str]] = [
@@ -68,8 +69,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = _Parser(prog="tinynas", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tinynas {__version__}")
@@ -78,7 +77,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, module, help_text, example in COMMANDS:
-        if wanted is not None and wanted != name:
+        if wanted != name:  # only the command that runs is imported (`tinynas --help` needs none)
             sub.add_parser(name, help=help_text)
             continue
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from .errors import UserError
 
 
 def project_root() -> Path:
@@ -41,8 +42,6 @@ def check_input_file(path: str | os.PathLike, what: str = "input file") -> Path:
     and a permission error deep inside a parser would surface as a traceback.
     """
     import stat
-
-    from .errors import UserError
 
     p = Path(path)
     try:
@@ -77,8 +76,6 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     Catches the cases that would otherwise fail only at the end of a long job:
     the path is a file, a parent is a file, or the folder is not writable.
     """
-    from .errors import UserError
-
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{flag} {p} exists and is not a directory; choose another {flag}")
@@ -92,8 +89,6 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
 
 def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     """A file path whose folder we can create or write into, and which is not a folder itself."""
-    from .errors import UserError
-
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{flag} {p} is a directory; give a file name")

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .atomic import write_png
+from .paths import check_input_file
 from .plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 
 if TYPE_CHECKING:
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
 
 # This module imports nothing heavy at module level: `import tinynas` loads it
 # first so that the API function tinynas.profile is not replaced by this module
-# (see tinynas/__init__.py); NumPy comes in with the planner, when profiling.
+# (see tinynas/__init__.py). The cgen, latency, planner, tflite_reader and tflm_measure imports
+# below bring NumPy, so they wait inside the functions that need them
+# (allowed in tests/test_layering.py).
 
 
 def tflm_unsupported(g: Graph) -> list[str]:
@@ -112,14 +116,13 @@ def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float |
     arena measurement, when asked for, runs in a child process and its failure
     becomes `measurement_note`, not an error.
     """
-    from .paths import check_input_file
-    from .tflite_reader import read_tflite
+    from .tflite_reader import read_tflite  # NumPy (see above)
 
     path = check_input_file(model, "model")
     graph = read_tflite(path)
     measured, note = None, None
     if measure:
-        from .tflm_measure import measure_arena
+        from .tflm_measure import measure_arena  # NumPy (see above)
 
         m = measure_arena(path.read_bytes(), timeout_s=timeout_s)
         measured, note = m.arena_bytes, m.error
@@ -228,6 +231,4 @@ def memory_figure(p: dict[str, Any]):
 
 def plot_memory(p: dict[str, Any], path: str) -> None:
     """Live activation memory per op against the board's SRAM line, as a PNG."""
-    from .atomic import write_png
-
     write_png(path, memory_figure(p), dpi=FIG_DPI)

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 
 from .errors import CapturedStderr
+from .tflite_reader import read_tflite
 
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
 _HEAD_RE = re.compile(r"Arena allocation head (\d+) bytes")
@@ -108,8 +109,6 @@ def _recorded(it) -> dict:
 
 def _child(path: str) -> dict:
     from tflite_micro.python.tflite_micro import runtime
-
-    from .tflite_reader import read_tflite
 
     model = open(path, "rb").read()
     n_inputs = len(read_tflite(path).inputs)

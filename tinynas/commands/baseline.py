@@ -15,13 +15,18 @@ import sys
 import time
 from pathlib import Path
 
+from ..atomic import write_text
 from ..baselines import NAMES, baseline_arch
+from ..boards import add_board_argument, load_board
 from ..errors import UserError
-from ..pipeline.config import build_config, read_toml, to_toml
-from ..boards import add_board_argument
 from ..paths import check_output_dir
+from ..pipeline.config import build_config, read_toml, to_toml
+from ..pipeline.data import load_run_data
 from ..pipeline.main import StartGuard, check_data_arg, lock_out_dir, refuse_foreign
+from ..pipeline.report import write_report
+from ..pipeline.stages import Context, stage_export, stage_profile
 from ..timebudget import parse_duration
+from ..train.finetune import train_arch
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
@@ -62,13 +67,6 @@ def _cli_args(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import write_text
-    from ..boards import load_board
-    from ..pipeline.data import load_run_data
-    from ..pipeline.report import write_report
-    from ..pipeline.stages import Context, stage_export, stage_profile
-    from ..train.finetune import train_arch
-
     budget_s, epochs = _budget(args)
     out = Path(args.out or f"runs/baseline-{args.model}")
     cli = {"run": {"board": args.board, "data": args.data, "out": str(out), "seed": args.seed,

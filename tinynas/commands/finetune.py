@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.meta import load_from_meta
+from ..distributed import setup, teardown
+from ..space.arch import load_arch
+from ..supernet.io import load_supernet
+from ..train.finetune import check_out_dir, finetune
 from .train_supernet import add_recipe_args
 
 
@@ -28,12 +33,6 @@ def add_parser(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.meta import load_from_meta
-    from ..space.arch import load_arch
-    from ..supernet.io import load_supernet
-    from ..train.distributed import setup, teardown
-    from ..train.finetune import check_out_dir, finetune
-
     check_out_dir(args.out, args.force)
     arch = load_arch(args.arch)
     ctx = setup(args.device)

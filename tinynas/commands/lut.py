@@ -3,7 +3,7 @@
     tinynas lut measure --board ID --out DIR [--space space.json] [--limit N]
     tinynas lut import --board ID LOG [LOG ...] [--kit DIR] [--out PATH] [--merge | --force]
 
-`measure` writes a profiling kit (tinynas/latency/kit.py); the user flashes
+`measure` writes a profiling kit (tinynas/lutkit/kit.py); the user flashes
 it and captures its serial log; `import` turns the log into a measured LUT.
 Where the LUT goes: by default profiles/<board-id>.lut.json, the file
 `lut_for_board` reads, so profile, space and search use it with no flag.
@@ -19,12 +19,19 @@ import json
 import sys
 from pathlib import Path
 
+from ..atomic import check_staged_target
+from ..boards import add_board_argument, load_board
+from ..errors import UserError, quiet_native_logs
+from ..latency import load_lut, lut_path, save_lut
+from ..latency.lut_import import build_measured_lut
+from ..latency.serial_log import read_log
+from ..lutkit.kit import load_kit, write_kit
 from ..paths import check_input_file, check_output_file
+from ..space import load_space
+from ..space.spec import replace_spec
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
-    from ..boards import add_board_argument
-
     p = sub.add_parser(name, help=help_text, description=help_text)
     lut_sub = p.add_subparsers(dest="lut_command", metavar="{measure,import}")
     lut_sub.required = True
@@ -83,9 +90,6 @@ def load_space_arg(path: str | None, width: float | None, resolution: int | None
 
     --resolution measures at that one resolution, not the spec's grid.
     """
-    from ..space import load_space
-    from ..space.spec import replace_spec
-
     src = None
     if path is not None:
         p = Path(path)
@@ -100,11 +104,6 @@ def load_space_arg(path: str | None, width: float | None, resolution: int | None
 
 
 def run_measure(args: argparse.Namespace) -> int:
-    from ..atomic import check_staged_target
-    from ..boards import load_board
-    from ..errors import quiet_native_logs
-    from ..latency.kit import write_kit
-
     check_staged_target(args.out, args.force)  # before converting every model, not after
     if args.space:
         check_input_file(args.space, "--space")
@@ -127,9 +126,6 @@ def run_measure(args: argparse.Namespace) -> int:
 
 def _output(args: argparse.Namespace, board):
     """(path, base LUT or None) after checking what is already there."""
-    from ..errors import UserError
-    from ..latency import load_lut, lut_path
-
     out = Path(args.out) if args.out else lut_path(board.id)
     if out.exists() and not (args.merge or args.force):
         raise UserError(f"{out} exists; pass --merge to add these measurements to it, "
@@ -139,12 +135,6 @@ def _output(args: argparse.Namespace, board):
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..boards import load_board
-    from ..latency import save_lut
-    from ..latency.kit import load_kit
-    from ..latency.lut_import import build_measured_lut
-    from ..latency.serial_log import read_log
-
     for log in args.logs:
         check_input_file(log, "log")
     if args.out:

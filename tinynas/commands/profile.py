@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from ..boards import add_board_argument, load_board
+from ..errors import UserError
+from ..latency import load_lut, lut_for_board
+from ..paths import check_input_file, check_output_file
+from ..profile import format_report, plot_memory, profile_model
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
-    from ..boards import add_board_argument
-
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("model", help="an int8 (or float/uint8/int16) .tflite file")
     add_board_argument(p)
@@ -24,11 +27,6 @@ def add_parser(sub, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..boards import load_board
-    from ..errors import UserError
-    from ..paths import check_input_file, check_output_file
-    from ..profile import format_report, plot_memory, profile_model
-
     check_input_file(args.model, "model")
     if args.plot:
         if not args.plot.lower().endswith(".png"):
@@ -54,6 +52,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_lut(path: str | None, board):
-    from ..latency import load_lut, lut_for_board
-
     return load_lut(path, board) if path else lut_for_board(board)

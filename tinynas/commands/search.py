@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from ..boards import add_board_argument
+from ..distributed import setup, teardown
+from ..errors import UserError
+from ..search import run_search
 
 STRATEGY_CHOICES = ["evolution", "random", "aging", "rl", "grid"]
 DEFAULT_CANDIDATES = 300
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
-    from ..boards import add_board_argument
-
     p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument("--supernet", required=True, help="the --out directory of `tinynas train-supernet`")
     add_board_argument(p)
@@ -59,8 +61,6 @@ def add_parser(sub, name: str, help_text: str) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from ..errors import UserError
-
     if args.budget_deprecated is not None:
         if args.candidates != DEFAULT_CANDIDATES:
             raise UserError("give --candidates N only (--budget N is its deprecated old name)")
@@ -78,9 +78,6 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search import run_search
-    from ..train.distributed import setup, teardown
-
     _check(args)
     ctx = setup(args.device)
     try:

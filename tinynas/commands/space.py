@@ -13,8 +13,12 @@ import re
 import sys
 import time
 
+from ..atomic import write_json
+from ..boards import add_board_argument, load_board
 from ..errors import UserError
 from ..paths import check_output_dir
+from ..space.spec import load_space, space_for_block
+from ..spaceopt import format_table, optimize_space, plot_flops_cdf, scaled_hw
 
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
 # grey, RGB, RGBA: any other last dimension is far more often a CxHxW shape typed by habit
@@ -23,8 +27,6 @@ _RES_RE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
-    from ..boards import add_board_argument
-
     p = sub.add_parser(name, help=help_text, description=help_text)
     add_board_argument(p)
     p.add_argument("--input", required=True, metavar="HxWxC",
@@ -99,8 +101,6 @@ def parse_widths(values: list[str] | None) -> list[float] | None:
 
 
 def parse_resolutions(values: list[str] | None, hw: tuple[int, int]) -> list[tuple[int, int]] | None:
-    from ..space.optimize import scaled_hw
-
     if values is None:
         return None
     out = []
@@ -116,11 +116,6 @@ def parse_resolutions(values: list[str] | None, hw: tuple[int, int]) -> list[tup
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-
-    from ..atomic import write_json
-    from ..boards import load_board
-    from ..space.optimize import format_table, optimize_space, plot_flops_cdf
-    from ..space.spec import load_space, space_for_block
 
     h, w, c = parse_input(args.input, args.channels)
     out = check_output_dir(args.out)

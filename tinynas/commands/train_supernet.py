@@ -9,6 +9,11 @@ nccl on GPU; rank 0 writes the outputs.
 from __future__ import annotations
 
 import argparse
+from ..data import load_dataset
+from ..data.meta import data_meta
+from ..distributed import barrier, setup, teardown
+from ..space.spec import load_space
+from ..train.spos import train_supernet
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
@@ -54,8 +59,6 @@ def add_recipe_args(p, epochs: int, lr: float) -> None:
 
 def resolve_space(space: str | None, bundle, width_mult: float | None = None):
     """--space as given, or the default space adapted to the data's channels, size and classes."""
-    from ..space.spec import load_space
-
     c, h, w = bundle.input_shape
     over = {} if width_mult is None else {"width_mult": width_mult}
     if space in (None, "default"):
@@ -65,10 +68,6 @@ def resolve_space(space: str | None, bundle, width_mult: float | None = None):
 
 def load_data(args: argparse.Namespace, rank: int):
     """Load --data with the split options, rank 0 first (it may write the decode cache)."""
-    from ..data import load_dataset
-    from ..data.meta import data_meta
-    from ..train.distributed import barrier
-
     opts = {"val_fraction": args.val_fraction, "seed": args.split_seed,
             "holdout_fraction": args.holdout_fraction}
     if args.val_count is not None:
@@ -82,9 +81,6 @@ def load_data(args: argparse.Namespace, rank: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.distributed import setup, teardown
-    from ..train.spos import train_supernet
-
     ctx = setup(args.device)
     try:
         bundle, meta = load_data(args, ctx.rank)

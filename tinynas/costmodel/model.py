@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import UserError
+from ..latency import lut_for_board
 from ..space.arch import canonicalize_genomes, encode, genome_layout, validate_arch
 from ..space.spec import SpaceSpec
 from . import arena as A
@@ -82,8 +83,6 @@ class CostModel:
     """
 
     def __init__(self, spec: SpaceSpec, board: Any, lut: Any = None) -> None:
-        from ..latency import lut_for_board
-
         self.spec = spec
         self.board = board
         self.lut = lut if lut is not None else lut_for_board(board)

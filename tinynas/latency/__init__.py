@@ -19,13 +19,12 @@ from .cycle_model import (
     LatencyReport,
     OpLatency,
     cycles_vectorized,
-    graph_latency,
     invoke_overhead_cycles,
     load_calibration,
     op_cycles,
     signature_cycles,
 )
-from .lut import Lut, LutEntry, default_lut, load_lut, lut_for_board, lut_path, save_lut
+from .lut import Lut, LutEntry, default_lut, graph_latency, load_lut, lut_for_board, lut_path, save_lut
 from .signature import (
     OpFeatures,
     format_signature,

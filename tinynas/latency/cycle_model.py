@@ -444,32 +444,3 @@ class LatencyReport:
             "per_op": [{"index": e.index, "signature": s, "cycles": e.cycles, "ms": e.ms,
                         "source": e.source} for e, s in zip(self.per_op, self.signatures)],
         }
-
-
-def graph_latency(graph: Graph, board: Any, lut: "Lut | None" = None) -> LatencyReport:
-    """Latency of a whole graph: sum of per-op LUT entries + per-invoke overhead.
-
-    The one entry point `profile`, `space` and the search read latency
-    through. Without a `lut`, the board's measured LUT
-    (profiles/<board-id>.lut.json) is used when it exists, else the model.
-    """
-    from .lut import lut_for_board  # lut builds on this module
-
-    if lut is None:
-        lut = lut_for_board(board)
-    clock = float(board.clock_hz)
-    if not clock > 0:
-        raise UserError(f"board {getattr(board, 'id', '?')} has clock_hz {board.clock_hz}; "
-                        "it must be positive")
-    per_op: list[OpLatency] = []
-    sigs: list[str] = []
-    for op in graph.ops:
-        sig = op_signature(graph, op)
-        cycles, source = lut.lookup(sig)
-        per_op.append(OpLatency(op.index, cycles, cycles / clock * 1e3, source))
-        sigs.append(sig)
-    inv = float(lut.invoke_overhead_cycles)
-    total = inv + sum(e.cycles for e in per_op)
-    return LatencyReport(board=str(getattr(board, "id", "")), clock_hz=clock, total_cycles=total,
-                         total_ms=total / clock * 1e3, invoke_overhead_cycles=inv,
-                         per_op=per_op, signatures=sigs)

@@ -19,7 +19,7 @@ Lookup precedence for one signature (Lut.lookup):
    |log size ratio| wins (size = MACs, or bytes moved for ops without MACs);
 3. "model": the cycle model for the board.
 Latency of a graph = sum of its ops' entries + the file's per-invoke overhead
-(cycle_model.graph_latency).
+(graph_latency, at the end of this module).
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .. import __version__
 from ..atomic import write_json
+from ..boards import load_board
 from ..errors import UserError
+from ..graph import Graph
 from ..paths import profiles_dir
-from .cycle_model import Calibration, invoke_overhead_cycles, signature_cycles
-from .signature import OpFeatures, parse_signature, signature_class, signature_features
+from ..version import __version__
+from .cycle_model import Calibration, LatencyReport, OpLatency, invoke_overhead_cycles, signature_cycles
+from .signature import OpFeatures, op_signature, parse_signature, signature_class, signature_features
 
 LUT_FORMAT = "tinynas-lut"
 LUT_VERSION = 1
@@ -105,11 +107,6 @@ class Lut:
 
     def _board_for_model(self) -> Any:
         if self.target is None:
-            try:
-                from ..boards import load_board
-            except ImportError:
-                raise UserError(f"no board model to cost ops missing from the LUT of {self.board}"
-                                ) from None
             self.target = load_board(self.board)
         return self.target
 
@@ -241,3 +238,30 @@ def lut_for_board(board: Any, calibration: Calibration | None = None) -> Lut:
     if p.is_file():
         return load_lut(p, board, calibration)
     return default_lut(board, calibration=calibration)
+
+
+def graph_latency(graph: Graph, board: Any, lut: "Lut | None" = None) -> LatencyReport:
+    """Latency of a whole graph: sum of per-op LUT entries + per-invoke overhead.
+
+    The one entry point `profile`, `space` and the search read latency
+    through. Without a `lut`, the board's measured LUT
+    (profiles/<board-id>.lut.json) is used when it exists, else the model.
+    """
+    if lut is None:
+        lut = lut_for_board(board)
+    clock = float(board.clock_hz)
+    if not clock > 0:
+        raise UserError(f"board {getattr(board, 'id', '?')} has clock_hz {board.clock_hz}; "
+                        "it must be positive")
+    per_op: list[OpLatency] = []
+    sigs: list[str] = []
+    for op in graph.ops:
+        sig = op_signature(graph, op)
+        cycles, source = lut.lookup(sig)
+        per_op.append(OpLatency(op.index, cycles, cycles / clock * 1e3, source))
+        sigs.append(sig)
+    inv = float(lut.invoke_overhead_cycles)
+    total = inv + sum(e.cycles for e in per_op)
+    return LatencyReport(board=str(getattr(board, "id", "")), clock_hz=clock, total_cycles=total,
+                         total_ms=total / clock * 1e3, invoke_overhead_cycles=inv,
+                         per_op=per_op, signatures=sigs)

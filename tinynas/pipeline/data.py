@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
+from ..data import load_dataset
+from ..data.meta import data_meta
 
 
 def load_run_data(cfg: Mapping[str, Mapping[str, Any]], log: Callable[[str], None]) -> tuple[Any, dict]:
@@ -11,9 +13,6 @@ def load_run_data(cfg: Mapping[str, Mapping[str, Any]], log: Callable[[str], Non
     `tinynas run` and `tinynas baseline` must hold out exactly the same
     images, or an equal-time comparison compares different validation sets.
     """
-    from ..data import load_dataset  # pulls in torch and the image decoders
-    from ..data.meta import data_meta
-
     r = cfg["run"]
     load_kw = {"val_fraction": r["val_fraction"], "seed": r["seed"], "holdout_fraction": r["holdout_fraction"]}
     if r["val_count"]:

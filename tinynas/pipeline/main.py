@@ -20,16 +20,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import write_bytes, write_text
+from ..boards import add_board_argument, load_board
+from ..data.sources import resolve_spec
+from ..distributed import DistContext, rank_and_world, teardown
 from ..errors import UserError
 from ..paths import check_input_file, check_output_dir
 from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
+from .data import load_run_data
+from .report import write_report
+from .stages import Context, RunClock, run_stages
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
-    from ..boards import add_board_argument
-
     p = sub.add_parser(name, help=help_text, description=__doc__.splitlines()[0])
     add_board_argument(p, from_config=True)
     p.add_argument("--data", help="digits (default), a .npz, an ImageFolder directory or .zip")
@@ -97,19 +101,6 @@ def lock_out_dir(out: Path):
     return f
 
 
-def _dist() -> tuple[int, int]:
-    """(rank, world) under torchrun, initialising the process group once."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def _sizing_line(cfg: dict[str, dict[str, Any]]) -> str:
     """Say up front whether the clock or the counts size this run, so nobody waits on the wrong one."""
     total = time_budget_s(cfg)
@@ -123,8 +114,6 @@ def _sizing_line(cfg: dict[str, dict[str, Any]]) -> str:
 
 def check_data_arg(spec: str) -> None:
     """Refuse missing, unreadable or special-file data before --out is touched (a FIFO would hang the load)."""
-    from ..data.sources import resolve_spec
-
     kind, path = resolve_spec(spec)
     if path is not None and kind != "folder":
         check_input_file(path, "data")
@@ -173,12 +162,9 @@ def _start(out: Path, cfg: dict[str, dict[str, Any]], force: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..boards import load_board
-    from .stages import RunClock
-
     cfg = build_config(read_toml(args.config) if args.config else None, cli_overrides(args),
                        args.config or "--config")
-    rank, world = _dist()
+    rank, world = rank_and_world(join=True)
     clock = RunClock.start(time_budget_s(cfg), cfg["time"])  # the budget counts from here: data loading too
     out = Path(cfg["run"]["out"])
     board = load_board(cfg["run"]["board"])
@@ -202,9 +188,7 @@ def run(args: argparse.Namespace) -> int:
         if lock is not None:
             lock.close()
         if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+            teardown(DistContext(rank, world, owns_group=True))
     if rank == 0 and not results["profile"]["result"].get("fits", True):
         raise UserError(f"the exported model does not fit {board.id}; see {out / 'report.md'}")
     return 0
@@ -213,10 +197,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Any, rank: int, world: int,
                 log: Callable[[str], None], clock: Any, results: dict[str, dict[str, Any]]) -> None:
     """Load the data, run the stages into `results` (filled as each finishes) and write the report."""
-    from .data import load_run_data
-    from .report import write_report
-    from .stages import Context, run_stages
-
     t0 = time.time()
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; "
         f"budget {cfg['run']['budget']}; config {out / 'run.toml'}")

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from ..atomic import write_json, write_png, write_text
 from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 from ..profile import shape_str
+from ..space.arch import layer_plan
 from ..timebudget import format_duration
 from .config import TIMED_STAGES, time_budget_s
 
@@ -149,8 +150,6 @@ def _block_op(b) -> tuple[str, int]:
 
 def arch_rows(arch: Mapping[str, Any]) -> list[list[str]]:
     """The network, one row per block, for people rather than parsers."""
-    from ..space.arch import layer_plan
-
     plan = layer_plan(arch)
     rows = [["stem", "conv 3x3", f"{plan.stem.in_channels}->{plan.stem.out_channels}", str(plan.stem.stride),
              "x".join(map(str, plan.stem.out_hw)), ""]]

@@ -29,9 +29,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..atomic import write_json
+from ..atomic import write_json, write_text
+from ..data.resize_loss import resize_loss
+from ..deploy import export_subnet
+from ..latency import lut_for_board
+from ..profile import format_report, plot_memory, profile_graph
+from ..search import run_search
+from ..space.arch import load_arch
+from ..space.spec import load_space, replace_spec, space_for_block
+from ..spaceopt import check_widths, default_resolutions, optimize_space, plot_flops_cdf, scaled_hw
+from ..tflite_reader import read_tflite
+from ..tflm_measure import measure_arena
 from ..timebudget import Deadline, allot
+from ..train import finetune, train_supernet
+from ..train.probe import probe_train_cost
 from .config import TIMED_STAGES, stage_hash
+from .report import plot_latency
 
 ALL_RANKS = {"supernet", "search"}
 ON_THE_CLOCK = {"space", *TIMED_STAGES}  # export and profile run after the budget
@@ -94,9 +107,6 @@ class Context:
 
 
 def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..space.optimize import optimize_space, plot_flops_cdf
-    from ..space.spec import space_for_block
-
     c, h, w = ctx.bundle.input_shape
     sc = ctx.cfg["space"]
     base = space_for_block(sc["block"], input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
@@ -124,9 +134,6 @@ def _trainable_macs(ctx: Context, base) -> dict[str, Any] | None:
     The training cost per image is measured here on this machine (train.probe),
     at the middle of the width grid, so the cap follows the machine and the data size.
     """
-    from ..space.optimize import check_widths
-    from ..train.probe import probe_train_cost
-
     if ctx.clock.total_s is None:
         return None
     sc, t = ctx.cfg["space"], ctx.cfg["train"]
@@ -152,9 +159,6 @@ def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -
     (data.resize_loss, measured on training images) are kept: the upscaled
     digits lose 1% at 16x16 and keep it, CIFAR-10 loses 10% and does not.
     """
-    from ..data.resize_loss import resize_loss
-    from ..space.optimize import default_resolutions, scaled_hw
-
     if sc["resolutions"]:
         return [scaled_hw(hw, int(r)) for r in sc["resolutions"]]
     grid = [r for r in default_resolutions(hw) if r[0] <= sc["max_upscale"] * hw[0]]
@@ -165,9 +169,6 @@ def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -
 
 
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..space.spec import load_space, replace_spec
-    from ..train import train_supernet
-
     # Train at the chosen resolution only: the search scores subnets there, and
     # sampling the space stage's whole resolution grid spent 2 of 3 steps elsewhere.
     spec = replace_spec(load_space(ctx.out / "space" / "space.json"), resolutions=[])
@@ -181,8 +182,6 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
 
 
 def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..search import run_search
-
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
     macs = search_macs_limit(json.loads((ctx.out / "space" / "space.json").read_text(encoding="utf-8")))
@@ -223,9 +222,6 @@ def search_macs_limit(space: dict[str, Any]) -> float | None:
 
 
 def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..space.arch import load_arch
-    from ..train import finetune
-
     f = ctx.cfg["finetune"]
     arch = load_arch(ctx.out / "search" / "best_arch.json")
     res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, None if "finetune" in ctx.allotted else f["epochs"],
@@ -246,9 +242,6 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
 def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
     import torch
 
-    from ..deploy import export_subnet
-    from ..space.arch import load_arch
-
     e = ctx.cfg["export"]
     ft = ctx.out / "finetune"
     arch = load_arch(ft / "arch.json")
@@ -261,13 +254,6 @@ def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
 
 
 def stage_profile(ctx: Context, d: Path) -> dict[str, Any]:
-    from ..atomic import write_text
-    from ..latency import lut_for_board
-    from ..profile import format_report, plot_memory, profile_graph
-    from ..tflite_reader import read_tflite
-    from ..tflm_measure import measure_arena
-    from .report import plot_latency
-
     tfl = ctx.out / "export" / "model.tflite"
     g = read_tflite(tfl)
     m = measure_arena(tfl.read_bytes())

@@ -16,21 +16,27 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..boards import Board, load_board
+from ..costmodel import CostModel
+from ..data.meta import load_from_meta
+from ..distributed import pick_device, rank_and_world
 from ..errors import UserError
 from ..space.arch import smallest_arch
 from ..space.spec import SpaceSpec
+from ..supernet import SupernetEvaluator, load_supernet
 from ..timebudget import Deadline, Spend, format_duration, plan_steps
+from ..train.loop import agree_max
 from .aging import run_aging
 from .budget import Archive
 from .evolution import run_evolution
 from .grid import run_grid
-from .predictor import Screen
+from .predictor import Screen, kendall_tau
 from .problem import Problem
 from .random_search import run_random
 from .results import summarize, write_outputs
-from .winner import check_prefer, choose_winner, near_best
 from .rl import run_rl
 from .sampling import check_space_fits
+from .winner import check_prefer, choose_winner, near_best
 
 STRATEGIES = ("evolution", "random", "aging", "rl", "grid")
 PREDICTOR_STRATEGIES = ("evolution", "aging")
@@ -163,8 +169,6 @@ def finalists(result: Mapping[str, Any], n: int, z: float) -> list[dict[str, Any
 def rerank_finalists(result: dict[str, Any], pool: list[dict[str, Any]], full_accuracy: Callable,
                      problem: Problem) -> list[dict[str, Any]]:
     """Re-evaluate `pool` on the full selection split and re-rank; keeps the proxy figures."""
-    from .predictor import kendall_tau
-
     if not pool:
         return pool
     full = np.asarray(full_accuracy([t["arch"] for t in pool]), dtype=np.float64)
@@ -182,9 +186,6 @@ def _load(supernet, data: str | None, bundle, device):
     if isinstance(supernet, (tuple, list)):
         sn, spec, b = supernet
         return sn, spec, b, None
-    from ..data.meta import load_from_meta
-    from ..supernet import load_supernet
-    from ..train.distributed import pick_device
 
     sn, spec, meta = load_supernet(supernet)
     sn = sn.to(pick_device(device, int(os.environ.get("LOCAL_RANK", "0"))))
@@ -200,8 +201,6 @@ FINALISTS_EST = 5  # finalists beyond top_k that may tie with the best (Pareto f
 
 def _agreed_max(x: float) -> float:
     """The largest `x` over ranks, so every rank of a sharded search takes the same decision."""
-    from ..train.loop import agree_max  # here: tinynas.train imports tinynas.supernet, which is heavy
-
     return agree_max(x)
 
 
@@ -243,12 +242,6 @@ def _fit_pool(pool: list[dict[str, Any]], deadline: Deadline | None, full_s: flo
     return pool[:max(1, n)]
 
 
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | os.PathLike | None, *,
                strategy: str = "evolution", budget: int = 300, seed: int = 0, latency_ms: float | None = None,
                latency_weight: float = 0.0, predictor: str | None = None, calib_images: int = 500,
@@ -273,10 +266,6 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     finalists scored on the whole selection split. Under torchrun every rank runs the same seeded search and the
     evaluator shards each batch of candidates across ranks.
     """
-    from ..boards import Board, load_board
-    from ..costmodel import CostModel
-    from ..supernet import SupernetEvaluator
-
     spend = Spend.starting_now()
     deadline = Deadline.after(time_budget_s) if time_budget_s is not None else None
     _check_args(strategy, budget, predictor)
@@ -301,16 +290,17 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     state = out / RL_STATE if (out is not None and strategy == "rl") else None
     if resume and state is not None and not state.exists():
         raise UserError(f"--resume: {state} does not exist; run without --resume to start")
+    rank, world = rank_and_world()
     stop, plan = None, {}
     if deadline is not None:
         ratio = (calib_images + len(sel)) / (calib_images + proxy["images"]) if proxy else 0.0
-        budget, evals_until, plan = _plan_search(sn, spec, acc_fn, ratio, deadline, top_k, progress and _rank() == 0)
+        budget, evals_until, plan = _plan_search(sn, spec, acc_fn, ratio, deadline, top_k, progress and rank == 0)
         stop = evals_until.expired
     result = search(spec, cm, acc_fn, strategy=strategy, budget=budget, seed=seed, latency_ms=latency_ms,
                     latency_weight=latency_weight, predictor=predictor, top_k=top_k,
-                    progress=progress and _rank() == 0, state_path=state, resume=resume,
-                    options={**({"save_state": _rank() == 0} if strategy == "rl" else {}), **(options or {})},
-                    stop=_agreed(stop), chunk=_world(), max_macs=max_macs)
+                    progress=progress and rank == 0, state_path=state, resume=resume,
+                    options={**({"save_state": rank == 0} if strategy == "rl" else {}), **(options or {})},
+                    stop=_agreed(stop), chunk=world, max_macs=max_macs)
     result.update(supernet=src, calib_images=calib_images, proxy=proxy)
     pool = finalists(result, proxy["images"] if proxy else len(sel), tie_z) if result["best"] else []
     if proxy is not None:
@@ -327,21 +317,15 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
                           "finalists_rescored": len(pool) if proxy is not None else 0,
                           "stopped_at_deadline": bool(stop is not None and stop()), **plan,
                           "spent_s": round(spend.spent(), 2)}  # up to writing; the write is in the reserve
-    if out is not None and _rank() == 0:
+    if out is not None and rank == 0:
         result["files"] = write_outputs(out, result)
     if deadline is not None:
         result["time"]["spent_s"] = round(spend.spent(), 2)
     return result
 
 
-def _world() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 def _agreed(stop: Callable[[], bool] | None) -> Callable[[], bool] | None:
     """`stop` as every rank sees it: true as soon as it is true on any rank."""
-    if stop is None or _world() == 1:
+    if stop is None or rank_and_world()[1] == 1:
         return stop
     return lambda: _agreed_min(-float(stop())) < 0

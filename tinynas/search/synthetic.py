@@ -26,7 +26,7 @@ import numpy as np
 
 from ..costmodel import Costs
 from ..space.arch import encode, genome_layout, sample_genomes, skeleton, unpack_genomes
-from ..space.spec import SpaceSpec, same_out
+from ..space.spec import SpaceSpec, default_space, same_out
 from .genomes import active_mask, spec_at
 
 COST_FIELDS = ("macs", "params", "flash_bytes", "arena_bytes", "sram_bytes", "latency_ms")
@@ -158,8 +158,6 @@ def quantile_board(spec: SpaceSpec, sram_q: float = 0.5, flash_q: float = 0.9, s
 def synthetic_task(spec: SpaceSpec | None = None, sram_q: float = 0.4, flash_q: float = 0.6,
                    seed: int = 0) -> tuple[SpaceSpec, AnalyticCostModel, SyntheticAccuracy]:
     """(spec, cost model, accuracy) of a task where SRAM and flash both bind (tests, --synthetic)."""
-    from ..space.spec import default_space
-
     spec = spec or default_space()
     board = quantile_board(spec, sram_q, flash_q, seed)
     return spec, AnalyticCostModel(spec, board), SyntheticAccuracy(spec, seed)

@@ -19,7 +19,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import UserError
+from ..tflite_reader import parse_tflite
 from .arch import ConvLayer, LayerPlan, layer_plan
+from .graph_builder import OP_VERSIONS
 
 BN_EPS = 1e-5
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var")  # Keras order: gamma, beta, mean, var
@@ -183,9 +185,6 @@ def convert_int8(keras_model: Any, rep_data: np.ndarray, io: str = "int8") -> by
 
 def _check_ops(buf: bytes) -> None:
     """Every op must be one graph_builder models (so no PAD, QUANTIZE, RESHAPE, ...)."""
-    from ..tflite_reader import parse_tflite
-    from .graph_builder import OP_VERSIONS
-
     found = sorted({op.type for op in parse_tflite(buf).ops} - set(OP_VERSIONS))
     if found:
         raise RuntimeError(f"the TFLite converter emitted {', '.join(found)}; "

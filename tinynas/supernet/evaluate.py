@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..distributed import all_reduce_sum, rank_and_world
 from .bn_calib import DEFAULT_CALIB_IMAGES, calibration_batches, one_batch, recalibrate_bn
 from .supernet import Supernet
 
@@ -77,8 +78,6 @@ class SupernetEvaluator:
         return accuracy(model, val)
 
     def __call__(self, archs: Sequence[Mapping]) -> np.ndarray:
-        from ..train.distributed import all_reduce_sum, rank_and_world  # here: tinynas.train imports us
-
         rank, world = rank_and_world()
         scores = np.zeros(len(archs), dtype=np.float64)
         for i in range(rank, len(archs), world):

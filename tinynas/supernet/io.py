@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..checkpoint import load_torch, save_torch
 from ..errors import UserError
 from ..space.spec import SpaceSpec, load_space
 from .supernet import Supernet
@@ -29,16 +30,12 @@ def supernet_path(src: str | os.PathLike) -> Path:
 
 
 def save_supernet(path: str | os.PathLike, sn: Supernet, data_meta: Mapping[str, Any], **extra: Any) -> None:
-    from ..train.checkpoint import save_torch
-
     save_torch(path, {"format": FORMAT, "version": VERSION, "state_dict": sn.state_dict(),
                       "space": sn.spec.to_dict(), "data": dict(data_meta), **extra})
 
 
 def load_supernet(src: str | os.PathLike) -> tuple[Supernet, SpaceSpec, dict]:
     """(supernet in eval mode on the CPU, its space, its data record) from a train-supernet DIR."""
-    from ..train.checkpoint import load_torch
-
     p = supernet_path(src)
     if not p.exists():
         raise UserError(f"{p} does not exist; pass the --out directory of `tinynas train-supernet`")

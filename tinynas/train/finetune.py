@@ -32,6 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from ..atomic import staged_dir, write_json
+from ..checkpoint import save_torch
+from ..data.meta import load_from_meta
+from ..distributed import DistContext, pick_device, rank_and_world
 from ..errors import UserError
 from ..space.arch import arch_hash, save_arch, validate_arch
 from ..space.graph_builder import build_graph
@@ -39,8 +42,6 @@ from ..space.torch_model import build_model, zero_init_residual
 from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
-from .checkpoint import save_torch
-from .distributed import DistContext, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, agree_max, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 
@@ -343,8 +344,6 @@ def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Pat
     check_out_dir(out_dir, bool(train_kw.get("force", False)))
     sn, spec, meta = load_supernet(supernet_dir)
     if bundle is None:
-        from ..data.meta import load_from_meta
-
         bundle = load_from_meta(meta)
     a = validate_arch(arch)
     try:

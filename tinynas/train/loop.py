@@ -33,7 +33,7 @@ from torch.utils.data import DistributedSampler
 
 from ..errors import UserError
 from ..timebudget import Deadline
-from .distributed import DistContext, average_buffers, average_gradients
+from ..distributed import DistContext, average_buffers, average_gradients
 from .optim import Index, MaskedSGD, cosine_lr
 
 CURVE_POINTS_PER_EPOCH = 20  # loss samples kept per epoch for the training curve

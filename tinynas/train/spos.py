@@ -32,8 +32,8 @@ from ..space.spec import SpaceSpec
 from ..space.torch_model import zero_init_residual
 from ..supernet import Supernet, SupernetEvaluator, save_supernet
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
-from .checkpoint import check_resumable, load_torch, save_torch
-from .distributed import DistContext, barrier, pick_device, rank_and_world
+from ..checkpoint import check_resumable, load_torch, save_torch
+from ..distributed import DistContext, barrier, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 from .report import plot_curve

@@ -19,7 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .signature import op_signature, parse_signature
+from ..latency.signature import op_signature, parse_signature
+from ..space.keras_model import convert_int8
+from ..tflite_reader import parse_tflite
 
 REP_SAMPLES = 8
 
@@ -92,8 +94,6 @@ def single_op_tflite(sig: str, rng: np.random.Generator) -> bytes:
     """Int8 TFLite bytes of the one op `sig` names; KitModelError if it cannot be made exactly."""
     import tensorflow as tf  # heavy: only when a kit is really generated
 
-    from ..space.keras_model import convert_int8
-    from ..tflite_reader import parse_tflite
 
     why = buildable(sig)
     if why:

@@ -31,14 +31,21 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .. import __version__
 from ..atomic import staged_dir, write_json
+from ..cgen import arena_for_firmware, model_data_files, op_resolver_header
 from ..errors import UserError
+from ..firmware import render_target
+from ..latency.cycle_model import signature_cycles
+from ..latency.lut import read_json
+from ..latency.serial_log import LOG_MAGIC, LOG_VERSION
+from ..latency.signature import op_signature
 from ..paths import targets_dir
-from .cycle_model import signature_cycles
-from .lut import read_json
-from .serial_log import LOG_MAGIC, LOG_VERSION
-from .signature import op_signature
+from ..planner import plan_arena
+from ..space import arch_from_choices
+from ..space.graph_builder import build_graph
+from ..tflite_reader import parse_tflite
+from ..version import __version__
+from .kit_models import KitModelError, single_op_tflite
 
 KIT_FORMAT = "tinynas-lut-kit"
 KIT_VERSION = 1
@@ -74,8 +81,6 @@ def space_signatures(spec: Any) -> dict[str, str]:
     In execution order of first appearance (stem first, classifier last), at
     the spec's width multiplier and at every resolution of its grid.
     """
-    from ..space import arch_from_choices
-    from ..space.graph_builder import build_graph
 
     sigs: dict[str, str] = {}
     for res in spec.resolution_grid:
@@ -100,8 +105,6 @@ def _progress(items: list, desc: str, enabled: bool) -> Iterable:
 
 
 def _device_arena(tflite: bytes, board: Any) -> int:
-    from ..planner import plan_arena
-    from ..tflite_reader import parse_tflite
 
     g = parse_tflite(tflite)
     return plan_arena(g, pointer_bytes=board.pointer_bytes, kernels=board.kernels,
@@ -111,7 +114,6 @@ def _device_arena(tflite: bytes, board: Any) -> int:
 def build_models(sigs: dict[str, str], board: Any, rng: np.random.Generator,
                  progress: bool = True) -> tuple[list[tuple[KitEntry, bytes]], list[dict]]:
     """Convert each signature; returns ((entry, tflite), ...) and the skipped ones with reasons."""
-    from .kit_models import KitModelError, single_op_tflite
 
     sram = board.sram_available - PROFILER_RAM_BYTES
     built: list[tuple[KitEntry, bytes]] = []
@@ -226,7 +228,6 @@ def _parts_cmake(by_part: list[list[KitEntry]]) -> str:
 def generated_sources(built: list[tuple[KitEntry, bytes]], board: Any, kit_id: str, arena: int,
                       runs: int, warmup: int) -> dict[str, str]:
     """Every generated firmware file (name -> text), for firmware.render_target."""
-    from ..cgen import model_data_files, op_resolver_header
 
     n_parts = max(e.part for e, _ in built) + 1
     by_part: list[list[KitEntry]] = [[] for _ in range(n_parts)]
@@ -259,8 +260,6 @@ def write_kit(board: Any, spec: Any, out_dir: str | os.PathLike, *, limit: int |
               runs: int = 10, warmup: int = 2, seed: int = 0, force: bool = False,
               progress: bool = True) -> dict[str, Any]:
     """Write the profiling kit for `board` and `spec` into `out_dir`; returns the manifest."""
-    from ..cgen import arena_for_firmware
-    from ..firmware import render_target
 
     if runs < 1 or warmup < 0:
         raise UserError(f"--runs {runs} must be >= 1 and --warmup {warmup} >= 0")

@@ -30,11 +30,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..atomic import write_png
-from ..errors import UserError
-from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
-from .arch import sample_genomes
-from .spec import SpaceSpec, replace_spec
+from .atomic import write_png
+from .errors import UserError
+from .plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
+from .costmodel import CostModel
+from .space.arch import sample_genomes
+from .space.spec import SpaceSpec, replace_spec
 
 MIN_FIT_FRACTION = 0.05
 DEFAULT_WIDTHS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -221,8 +222,6 @@ def optimize_space(spec: SpaceSpec, board: Any, widths: Sequence[float] | None =
     flash any sample needed when no space qualifies (unless raise_if_none=False,
     which returns a result with chosen None).
     """
-    from ..costmodel import CostModel
-
     widths = check_widths(list(spec.widths) if widths is None else list(widths))
     if resolutions is None:
         resolutions = list(spec.resolutions) or default_resolutions(tuple(spec.resolution))

@@ -35,8 +35,14 @@ class DistContext:
         return self.rank == 0
 
 
-def rank_and_world() -> tuple[int, int]:
-    """(rank, world size) of the running group, or (0, 1) outside torch.distributed."""
+def rank_and_world(join: bool = False) -> tuple[int, int]:
+    """(rank, world size) of the running group, or (0, 1) outside torch.distributed.
+
+    The package's one way to ask. `join`: under torchrun (WORLD_SIZE > 1), first join
+    the group if nobody has yet (nccl with CUDA, else gloo), as `tinynas run` does first thing.
+    """
+    if join and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1

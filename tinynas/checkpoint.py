@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..atomic import write_bytes
-from ..errors import UserError
+from .atomic import write_bytes
+from .errors import UserError
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
