@@ -252,17 +252,17 @@ def test_bad_inputs_exit_2_nothing_written(finetune_dir: Path, tmp_path: Path, c
 @pytest.mark.slow
 def test_late_failure_leaves_nothing(finetune_dir: Path, digits, tmp_path: Path, monkeypatch) -> None:
     """An op TFLM lacks, found after conversion, is named, and the staged folder goes away."""
-    import tinynas.tflite_reader as reader
+    import tinynas.deploy.pipeline as pipeline
     from tinynas.deploy import export_subnet
 
-    real = reader.parse_tflite
+    real = pipeline.parse_tflite
 
     def with_bad_op(buf: bytes, source: str = "<bytes>") -> Graph:
         g = real(buf, source)
         g.ops.append(Op(len(g.ops), "REDUCE_PROD", (g.outputs[0],), (g.outputs[0],)))
         return g
 
-    monkeypatch.setattr(reader, "parse_tflite", with_bad_op)
+    monkeypatch.setattr(pipeline, "parse_tflite", with_bad_op)
     arch, sd = _load(finetune_dir)
     with pytest.raises(UserError, match="REDUCE_PROD"):
         export_subnet(arch, sd, digits, tmp_path / "out", rep_samples=200, progress=False)

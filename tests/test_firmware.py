@@ -19,7 +19,7 @@ from tinynas.errors import UserError
 from tinynas.firmware import available_targets, render_target, substitute
 from tinynas.tflite_reader import read_tflite
 
-TARGETS = ["cmake", "arduino", "zephyr", "esp-idf"]
+TARGETS = ["cmake", "arduino", "zephyr", "esp-idf", "qemu"]
 HELLO = "hello_world_int8"
 HELLO_MIN_ARENA = 1937  # ../shared/models/README.md, TFLM Python runtime bisection
 
@@ -57,9 +57,13 @@ def test_substitute() -> None:
 
 def test_render_target_places_generated_files(tmp_path: Path) -> None:
     files = {"m_model_data.h": "h", "m_model_data.cc": "cc", "m_op_resolver.h": "r", "m_model_settings.h": "s"}
-    settings = {"arena_bytes": 1024, "model_file": "m.tflite", "model_bytes": 10, "op_count": 1, "ops": "ADD"}
+    from tinynas.boards import load_board
+    from tinynas.deploy.firmware_settings import board_settings
+
+    base = {"arena_bytes": 1024, "model_file": "m.tflite", "model_bytes": 10, "op_count": 1, "ops": "ADD"}
     expect = {
         "cmake": "model/m_model_data.cc",
+        "qemu": "model/m_model_data.cc",
         "arduino": "src/m_model_data.cpp",
         "zephyr": "src/m_model_data.cc",
         "esp-idf": "components/m_model/m_model_data.cc",
@@ -67,6 +71,7 @@ def test_render_target_places_generated_files(tmp_path: Path) -> None:
     }
     for target, data_path in expect.items():
         out = tmp_path / target
+        settings = {**base, **board_settings(load_board("stm32f746g-disco"), target)}
         written = render_target(target, out, "m", files, settings)
         assert data_path in {p.as_posix() for p in written}
         assert (out / data_path).read_text() == "cc"
@@ -113,7 +118,7 @@ def exported(hello: Path, tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("target", TARGETS + ["none"])
 def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, target: str) -> None:
     files = _files(exported[target])
-    gen_dir = {"cmake": "model/", "arduino": "src/", "zephyr": "src/",
+    gen_dir = {"cmake": "model/", "qemu": "model/", "arduino": "src/", "zephyr": "src/",
                "esp-idf": "components/hello_world_model/", "none": ""}[target]
     suffix = ".cpp" if target == "arduino" else ".cc"
     for name in ("hello_world_model_data.h", f"hello_world_model_data{suffix}",
@@ -125,7 +130,7 @@ def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, 
     assert f"g_hello_world_model_data_len = {hello.stat().st_size};" in data
     settings = files[gen_dir + "hello_world_model_settings.h"]
     assert "constexpr int kArenaBytes = " in settings
-    main = {"cmake": "main.cc", "arduino": "examples/hello_world/hello_world.ino",
+    main = {"cmake": "main.cc", "qemu": "main.cc", "arduino": "examples/hello_world/hello_world.ino",
             "zephyr": "src/main.cpp", "esp-idf": "main/main.cc"}.get(target)
     if main:
         text = files[main]
@@ -139,6 +144,12 @@ def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, 
         assert "idf_component_register" in files["components/hello_world_model/CMakeLists.txt"]
     if target == "arduino":
         assert "depends=Chirale_TensorFlowLite" in files["library.properties"]
+    if target in ("cmake", "qemu"):  # the default board's exact core flags
+        assert '"-mcpu=cortex-m7 -mthumb -mfpu=fpv5-sp-d16 -mfloat-abi=hard"' in files["cmake/core.cmake"]
+        assert "-fno-rtti -fno-exceptions -fno-threadsafe-statics" in files["cmake/tflm.cmake"]
+    if target == "qemu":
+        assert "mps2-an500" in files["qemu/qemu.cmake"]
+        assert "LENGTH = 327680" in files["qemu/memory.ld"]  # no more SRAM than the board has
 
 
 def test_export_measured_arena_is_explained(exported: dict[str, Path]) -> None:
@@ -264,6 +275,8 @@ class MicroInterpreter {
   TfLiteStatus Invoke() { return kTfLiteOk; }
   TfLiteTensor* input(size_t) { return &t_; }
   TfLiteTensor* output(size_t) { return &t_; }
+  size_t inputs_size() const { return 1; }
+  size_t outputs_size() const { return 1; }
   size_t arena_used_bytes() const { return 0; }
  private:
   TfLiteTensor t_{};
@@ -271,6 +284,12 @@ class MicroInterpreter {
 }
 """,
     "tensorflow/lite/micro/system_setup.h": "#pragma once\nnamespace tflite { inline void InitializeTarget() {} }\n",
+    "tensorflow/lite/micro/micro_time.h": """
+#pragma once
+#include <cstdint>
+namespace tflite { inline uint32_t ticks_per_second() { return 1000000; }
+inline uint32_t GetCurrentTimeTicks() { return 0; } }
+""",
     "zephyr/kernel.h": "#pragma once\n#include <cstdint>\ninline int32_t k_msleep(int32_t ms) { return ms; }\n",
     "zephyr/sys/printk.h": "#pragma once\n#include <cstdio>\n#define printk printf\n",
     "freertos/FreeRTOS.h": "#pragma once\n#define pdMS_TO_TICKS(ms) (ms)\n",
@@ -313,6 +332,7 @@ def test_template_mains_compile_against_api_stubs(exported: dict[str, Path], hel
     (labelled / "hello_world_model_settings.h").write_text(
         cgen.model_settings_header("hello_world", read_tflite(hello), 2208, labels=["sine"]))
     units.append((exported["cmake"] / "main.cc", labelled, []))
+    units.append((exported["cmake"] / "main.cc", labelled, ["-DTINYNAS_SELFTEST"]))
     for src, inc, extra in units:
         r = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
                             "-I", str(stubs), "-I", str(inc), *extra, str(src)],
@@ -332,13 +352,9 @@ def test_readme_documents_templates() -> None:
 # ----------------------------------------------------------------------------- arena sources
 
 def test_arena_adds_planner_scratch_when_available(hello: Path, monkeypatch) -> None:
-    import types
+    from tinynas.deploy import project as export
 
-    from tinynas.commands import export
-
-    fake = types.ModuleType("tinynas.planner")
-    fake.cmsis_scratch_bytes = lambda graph: 1000
-    monkeypatch.setitem(sys.modules, "tinynas.planner", fake)
+    monkeypatch.setattr(export, "cmsis_scratch_bytes", lambda graph: 1000)
     monkeypatch.setattr(export, "measure_arena_bytes", lambda data, graph: (10_000, "test"))
     plan = export.plan_arena(export.load_model_input(hello), margin_fraction=0.1)
     assert (plan.measured_bytes, plan.scratch_bytes, plan.firmware_bytes) == (10_000, 1000, 12_112)

@@ -37,8 +37,8 @@ OUTPUTS = ["run.toml", "summary.json", "report.md", "report.html", "report_budge
            "supernet/data.json", "search/search.json", "search/best_arch.json", "search/pareto.png",
            "finetune/arch.json", "finetune/model.pt", "finetune/finetune.json",
            "export/model.tflite", "export/model.onnx", "export/export.json", "export/CMakeLists.txt",
-           "export/model/tinynas_model_model_data.cc", "export/model/tinynas_model_model_settings.h",
-           "export/model/tinynas_model_op_resolver.h",
+           "export/model/tinynas_model_data.cc", "export/model/tinynas_model_settings.h",
+           "export/model/tinynas_op_resolver.h",
            "profile/profile.json", "profile/profile.txt", "profile/memory.png", "profile/latency.png"]
 
 

@@ -16,7 +16,7 @@ from tinynas.errors import UserError
 from tinynas.space import default_space, load_space
 from tinynas.spaceopt import choose, default_resolutions, optimize_space, plot_flops_cdf
 
-PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES = Path(__file__).resolve().parent.parent / "tinynas" / "profiles"
 
 
 def test_default_resolution_grids():

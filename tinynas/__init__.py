@@ -58,12 +58,14 @@ def profile(model: PathLike, board: "str | PathLike | Board" = "stm32f746g-disco
     `latency_ms` adds a latency limit to the verdict; `lut` is a latency table file
     (default: the board's measured one, if any).
     """
+    from .deploy.footprint import predict_if_calibrated  # NumPy, the planner
     from .latency import load_lut, lut_for_board  # the cost model pulls in NumPy
     from .profile import profile_model
 
     b = load_board(board)
     table = load_lut(lut, b) if lut is not None else lut_for_board(b)
-    return profile_model(model, b, lut=table, latency_ms=latency_ms, measure=measure, timeout_s=timeout_s)
+    return profile_model(model, b, lut=table, latency_ms=latency_ms, measure=measure, timeout_s=timeout_s,
+                         image_for=predict_if_calibrated)
 
 
 def export(model: PathLike, out: PathLike, *, target: str = "cmake", board: "str | PathLike | Board | None" = None,

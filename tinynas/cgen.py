@@ -18,6 +18,8 @@ import numpy as np
 
 from .errors import UserError
 from .graph import Graph, Tensor
+from .ops.resolver import BUILTIN_RESOLVERS, CUSTOM_RESOLVERS
+from .tflite_reader import opcode_table
 
 # Longest identifier we emit as a stem. Derived symbols add up to 17 characters
 # (g_<stem>_model_data_len); 48 keeps them short enough for readable file names and
@@ -39,134 +41,9 @@ private protected public reinterpret_cast requires static_cast template this thr
 typeid typename using virtual wchar_t xor xor_eq final override import module
 """.split())
 
-# TFLite builtin operator (graph.Op.type) -> MicroMutableOpResolver method, from
-# tensorflow/lite/micro/micro_mutable_op_resolver.h (tflite-micro main, 2025), and
-# cross-checked against the Register_* kernels the tflite-micro Python runtime exports.
-TFLM_BUILTIN_ADDERS: dict[str, str] = {
-    "ABS": "AddAbs",
-    "ADD": "AddAdd",
-    "ADD_N": "AddAddN",
-    "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
-    "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo",
-    "CALL_ONCE": "AddCallOnce",
-    "CAST": "AddCast",
-    "CEIL": "AddCeil",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "COS": "AddCos",
-    "CUMSUM": "AddCumSum",
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEQUANTIZE": "AddDequantize",
-    "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice",
-    "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "EQUAL": "AddEqual",
-    "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill",
-    "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv",
-    "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "GATHER": "AddGather",
-    "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater",
-    "GREATER_EQUAL": "AddGreaterEqual",
-    "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization",
-    "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess",
-    "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog",
-    "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr",
-    "LOGISTIC": "AddLogistic",
-    "LOG_SOFTMAX": "AddLogSoftmax",
-    "MAXIMUM": "AddMaximum",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum",
-    "MIRROR_PAD": "AddMirrorPad",
-    "MUL": "AddMul",
-    "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual",
-    "PACK": "AddPack",
-    "PAD": "AddPad",
-    "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize",
-    "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_ALL": "AddReduceAll",
-    "REDUCE_MAX": "AddReduceMax",
-    "REDUCE_MIN": "AddReduceMin",
-    "RELU": "AddRelu",
-    "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound",
-    "RSQRT": "AddRsqrt",
-    "SELECT_V2": "AddSelectV2",
-    "SHAPE": "AddShape",
-    "SIN": "AddSin",
-    "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit",
-    "SPLIT_V": "AddSplitV",
-    "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference",
-    "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub",
-    "SUM": "AddSum",
-    "SVDF": "AddSvdf",
-    "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle",
-    "WHILE": "AddWhile",
-    "ZEROS_LIKE": "AddZerosLike",
-}
-
-# Custom ops TFLM ships, keyed as tflite_reader names them ("CUSTOM:<custom_code>").
-# Each is one registration in the resolver, exactly like a builtin.
-TFLM_CUSTOM_ADDERS: dict[str, str] = {
-    "CUSTOM:TFLite_Detection_PostProcess": "AddDetectionPostprocess",
-    "CUSTOM:CIRCULAR_BUFFER": "AddCircularBuffer",
-    "CUSTOM:ethos-u": "AddEthosU",
-    "CUSTOM:SignalDelay": "AddDelay",
-    "CUSTOM:SignalEnergy": "AddEnergy",
-    "CUSTOM:SignalFftAutoScale": "AddFftAutoScale",
-    "CUSTOM:SignalFilterBank": "AddFilterBank",
-    "CUSTOM:SignalFilterBankLog": "AddFilterBankLog",
-    "CUSTOM:SignalFilterBankSquareRoot": "AddFilterBankSquareRoot",
-    "CUSTOM:SignalFilterBankSpectralSubtraction": "AddFilterBankSpectralSubtraction",
-    "CUSTOM:SignalFramer": "AddFramer",
-    "CUSTOM:SignalIrfft": "AddIrfft",
-    "CUSTOM:SignalOverlapAdd": "AddOverlapAdd",
-    "CUSTOM:SignalPCAN": "AddPCAN",
-    "CUSTOM:SignalRfft": "AddRfft",
-    "CUSTOM:SignalStacker": "AddStacker",
-    "CUSTOM:SignalWindow": "AddWindow",
-}
-
+# TFLite op (graph.Op.type) -> MicroMutableOpResolver method: the op registry's table.
+TFLM_BUILTIN_ADDERS: dict[str, str] = dict(BUILTIN_RESOLVERS)
+TFLM_CUSTOM_ADDERS: dict[str, str] = dict(CUSTOM_RESOLVERS)
 TFLM_OP_ADDERS: dict[str, str] = {**TFLM_BUILTIN_ADDERS, **TFLM_CUSTOM_ADDERS}
 
 # tflite_reader dtype name -> the TfLiteType enumerator TFLM uses for it.
@@ -362,8 +239,6 @@ def opcode_table_ops(tflite_bytes: bytes) -> list[str]:
     The table covers every subgraph (IF/WHILE bodies too), which is what TFLM
     resolves at init; a Graph only holds subgraph 0.
     """
-    from .tflite_reader import opcode_table
-
     return list(dict.fromkeys(opcode_table(tflite_bytes)))
 
 

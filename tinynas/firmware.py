@@ -3,7 +3,9 @@
 A target is a folder `targets/<target>/` holding plain files plus a
 `tinynas-target.json` manifest that says where the generated model files go
 (`generated_dir`) and which suffix C++ sources need there (`source_suffix`;
-Arduino compiles .cpp, not .cc). Text files and path names may use `{{key}}`
+Arduino compiles .cpp, not .cc), and optionally `base`, another target whose
+files come first and which this one's files add to or replace (the QEMU target is
+the CMake project plus startup code, a linker script and a run rule). Text files and path names may use `{{key}}`
 placeholders, filled from the settings given; an unknown placeholder is an error
 rather than a silent blank, so a template typo cannot ship. Templates stay files
 so that people can read, diff and adapt them without touching Python.
@@ -38,6 +40,7 @@ class Target:
     generated_dir: str
     source_suffix: str
     summary: str
+    base: str | None = None
 
 
 def available_targets(root: Path | None = None) -> list[str]:
@@ -60,8 +63,10 @@ def load_target(target: str, root: Path | None = None) -> Target:
         )
     try:
         meta = json.loads(manifest.read_text(encoding="utf-8"))
+        base = meta.get("base")
         return Target(target, tdir, str(meta.get("generated_dir", ".")),
-                      str(meta.get("source_suffix", ".cc")), str(meta.get("summary", "")))
+                      str(meta.get("source_suffix", ".cc")), str(meta.get("summary", "")),
+                      None if base is None else str(base))
     except (json.JSONDecodeError, AttributeError) as e:
         raise UserError(f"template manifest {manifest} is not valid JSON ({e}); fix or restore it") from None
 
@@ -118,22 +123,21 @@ def render_target(target: str, out_dir: str | os.PathLike, name: str,
         dest.parent.mkdir(parents=True, exist_ok=True)
         return dest
 
-    if tgt.root is not None:
-        for src in sorted(tgt.root.rglob("*")):
-            if not src.is_file() or src.name == MANIFEST:
-                continue
-            rel_t = src.relative_to(tgt.root).as_posix()
-            rel = _safe_relpath(substitute(rel_t, values, f"template path {rel_t}"), rel_t)
-            dest = claim(rel, f"template {target}/{rel_t}")
-            raw = src.read_bytes()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:  # binary asset: copy untouched
-                shutil.copyfile(src, dest)
-            else:
-                dest.write_text(substitute(text, values, f"template {target}/{rel_t}"),
-                                encoding="utf-8", newline="")
-            shutil.copymode(src, dest)
+    layered: dict[Path, tuple[str, Path, str]] = {}
+    for layer, src, rel_t in _template_files(tgt, templates):
+        rel = _safe_relpath(substitute(rel_t, values, f"template path {rel_t}"), rel_t)
+        layered[rel] = (layer, src, rel_t)  # a later layer's file replaces its base's
+    for rel, (layer, src, rel_t) in layered.items():
+        dest = claim(rel, f"template {layer}/{rel_t}")
+        raw = src.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:  # binary asset: copy untouched
+            shutil.copyfile(src, dest)
+        else:
+            dest.write_text(substitute(text, values, f"template {layer}/{rel_t}"),
+                            encoding="utf-8", newline="")
+        shutil.copymode(src, dest)
 
     gen_dir = substitute(tgt.generated_dir, values, f"{target}/{MANIFEST}")
     for fname, text in files.items():
@@ -142,6 +146,24 @@ def render_target(target: str, out_dir: str | os.PathLike, name: str,
         claim(rel, f"generated {fname}")
         (out / rel).write_text(text, encoding="utf-8", newline="")
     return sorted(written)
+
+
+def _template_files(tgt: Target, templates: Path | None) -> list[tuple[str, Path, str]]:
+    """(layer, file, relative path) of the target's tree, its base's files first."""
+    if tgt.root is None:
+        return []
+    layers = [tgt]
+    while layers[0].base is not None:
+        if len(layers) > 4 or layers[0].base in {t.name for t in layers}:
+            raise UserError(f"target {tgt.name!r}: its 'base' chain loops; fix {MANIFEST}")
+        layers.insert(0, load_target(layers[0].base, templates))
+    files = []
+    for layer in layers:
+        assert layer.root is not None
+        for src in sorted(layer.root.rglob("*")):
+            if src.is_file() and src.name != MANIFEST:
+                files.append((layer.name, src, src.relative_to(layer.root).as_posix()))
+    return files
 
 
 def _renamed(fname: str, source_suffix: str) -> str:

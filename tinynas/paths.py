@@ -1,8 +1,8 @@
 """Where the project's data folders live, found relative to the package.
 
-The package is installed editable (see README), so `profiles/` and `targets/`
-sit beside `tinynas/` in the checkout; TINYNAS_HOME overrides that for
-unusual layouts.
+`profiles/` (board TOMLs, measured LUTs) and `targets/` (firmware templates)
+are package data inside `tinynas/`, so a wheel installed anywhere has them;
+TINYNAS_HOME points at another folder holding both (tests, custom layouts).
 """
 
 from __future__ import annotations
@@ -12,18 +12,26 @@ from pathlib import Path
 from .errors import UserError
 
 
-def project_root() -> Path:
-    """The checkout root that holds profiles/ and targets/."""
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_root() -> Path:
+    """The folder that holds profiles/ and targets/: the package, or TINYNAS_HOME."""
     env = os.environ.get("TINYNAS_HOME")
-    return Path(env) if env else Path(__file__).resolve().parent.parent
+    return Path(env) if env else PACKAGE_DIR
+
+
+def project_root() -> Path:
+    """The checkout root (for an editable install): the folder above the package."""
+    return PACKAGE_DIR.parent
 
 
 def profiles_dir() -> Path:
-    return project_root() / "profiles"
+    return data_root() / "profiles"
 
 
 def targets_dir() -> Path:
-    return project_root() / "targets"
+    return data_root() / "targets"
 
 
 def shared_dir() -> Path:

@@ -57,8 +57,14 @@ def verdict(sram_bytes: int, flash_bytes: int, board, unsupported: list[str],
 
 
 def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
-                  latency_limit_ms: float | None = None) -> dict[str, Any]:
-    """The full profile as a JSON-able dict (the schema of `tinynas profile --json`)."""
+                  latency_limit_ms: float | None = None, image: Any = None) -> dict[str, Any]:
+    """The full profile as a JSON-able dict (the schema of `tinynas profile --json`).
+
+    `image` (tinynas.deploy.footprint.predict's result, computed by the caller,
+    which sits above this layer) adds the linked TFLM image's own flash and SRAM:
+    within 1% of arm-none-eabi-size on the calibrated cores, where model + reserve
+    is off by -10% to +72% (tests/test_firmware_tflm.py).
+    """
     from .latency import graph_latency
     from .planner import plan_arena
 
@@ -105,12 +111,27 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
         "unsupported_ops": unsupported,
         "input": [_io(g, i) for i in g.inputs], "output": [_io(g, i) for i in g.outputs],
         "ops": ops,
+        "firmware_image": None if image is None else {
+            "flash_bytes": int(image.flash), "sram_bytes": int(image.sram), "parts": dict(image.parts),
+            "how": "linked qemu-target TFLM image predicted per op from calibrated code sizes "
+                   "(tinynas.deploy.footprint); excludes the board's HAL and application"},
     }
 
 
+def _image_line(p: dict[str, Any]) -> list[str]:
+    im = p.get("firmware_image")
+    if not im:
+        return []
+    return [f"image       flash {im['flash_bytes']:,} B, SRAM {im['sram_bytes']:,} B: the linked TFLM firmware "
+            f"(code {im['parts']['code']:,} + model + data; arena {im['parts']['arena']:,} + static + stack + heap)"]
+
+
 def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float | None = None,
-                  measure: bool = True, timeout_s: float = 60.0) -> dict[str, Any]:
+                  measure: bool = True, timeout_s: float = 60.0, image_for: Any = None) -> dict[str, Any]:
     """Profile a .tflite file: what `tinynas profile --json` prints.
+
+    `image_for(graph, board)` (tinynas.deploy.footprint.predict_if_calibrated,
+    passed in by the command) predicts the linked firmware image (see profile_graph).
 
     The file is checked first (a FIFO would block the read forever); the TFLM
     arena measurement, when asked for, runs in a child process and its failure
@@ -126,7 +147,8 @@ def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float |
 
         m = measure_arena(path.read_bytes(), timeout_s=timeout_s)
         measured, note = m.arena_bytes, m.error
-    prof = profile_graph(graph, board, measured_arena=measured, lut=lut, latency_limit_ms=latency_ms)
+    prof = profile_graph(graph, board, measured_arena=measured, lut=lut, latency_limit_ms=latency_ms,
+                         image=image_for(graph, board) if image_for is not None else None)
     if note:
         prof["measurement_note"] = note
     return prof
@@ -183,6 +205,7 @@ def format_report(p: dict[str, Any]) -> str:
               f"   of {p['board_sram_bytes']:,} B ({100 * p['sram_bytes'] / p['board_sram_bytes']:.0f}%)",
               f"flash       {p['flash_bytes']:,} B = model {p['model_bytes']:,} + reserve {p['flash_reserved_bytes']:,}"
               f"   of {p['board_flash_bytes']:,} B ({100 * p['flash_bytes'] / p['board_flash_bytes']:.0f}%)",
+              *_image_line(p),
               f"latency     {p['latency_ms']:.2f} ms ({_latency_sources(p['ops'])})"]
     if p["unsupported_ops"]:
         lines.append(f"unsupported TFLM ops: {', '.join(p['unsupported_ops'])}")

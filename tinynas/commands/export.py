@@ -3,6 +3,8 @@
 The command has three stages with a seam between each, so new input forms and
 new arena sources slot in without touching the rest:
 
+The library half lives in `tinynas.deploy.project`:
+
 1. load: `load_model_input` dispatches on the input's suffix to a loader that
    returns a ModelInput (TFLite bytes + Graph); today `from_tflite`.
 2. arena: `plan_arena` asks `tinynas.tflm_measure.measure_arena` (unless the
@@ -23,149 +25,23 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import staged_dir
-from ..cgen import (arena_for_firmware, c_identifier, check_tflm_ops, generated_files,
-                    opcode_table_ops, round_up)
+from ..boards import add_board_argument, load_board
+from ..cgen import c_identifier, check_tflm_ops
+from ..deploy.firmware_settings import QEMU_TARGET
+from ..deploy.pipeline import DEFAULT_REP_SAMPLES, export_subnet, format_summary, load_export_data
+from ..deploy.project import (ARCH_SUFFIX, DEFAULT_MARGIN, MIN_MARGIN_BYTES, load_model_input, model_op_types,
+                              plan_arena, write_project)
+from ..deploy.qemu_run import check_run_request, run_on_qemu
+from ..deploy.tflite_export import load_weights, torch_subnet
 from ..errors import UserError
-from ..firmware import available_targets, load_target, render_target
+from ..firmware import available_targets, load_target
 from ..graph import Graph
+from ..space.arch import load_arch
 
-DEFAULT_MARGIN = 0.05
-MIN_MARGIN_BYTES = 256
-MEASURE_TIMEOUT_S = 120.0
-
-
-# ----------------------------------------------------------------------------- stage 1: load
-
-@dataclass
-class ModelInput:
-    """What every input form must produce: the .tflite to embed and its graph."""
-
-    tflite_bytes: bytes
-    graph: Graph
-    source: str         # file the model came from, for comments and messages
-    default_name: str   # used when --name is not given
-
-
-def from_tflite(path: Path, args: argparse.Namespace | None = None) -> ModelInput:
-    """A .tflite flatbuffer, embedded byte for byte."""
-    from ..tflite_reader import parse_tflite, read_tflite
-
-    graph = read_tflite(path)  # validates existence, size and format with UserErrors
-    data = path.read_bytes()
-    if len(data) != graph.model_bytes:  # file changed between the two reads
-        graph = parse_tflite(data, source=str(path))
-    return ModelInput(tflite_bytes=data, graph=graph, source=path.name, default_name=path.stem)
-
-
-# Input suffix -> loader of a ready TFLite model. ARCH_SUFFIX inputs go to run_arch instead.
-INPUT_FORMS: dict[str, Callable[[Path, argparse.Namespace | None], ModelInput]] = {
-    ".tflite": from_tflite,
-}
-ARCH_SUFFIX = ".json"
-
-
-def load_model_input(path: str | os.PathLike, args: argparse.Namespace | None = None) -> ModelInput:
-    """Pick the loader by suffix; an unknown suffix that holds a TFLite flatbuffer still works."""
-    p = Path(path)
-    loader = INPUT_FORMS.get(p.suffix.lower())
-    if loader is None:
-        if p.is_file() and _has_tflite_magic(p):
-            loader = from_tflite
-        elif not p.exists():
-            raise UserError(f"model file {p} does not exist; check the path")
-        else:
-            raise UserError(
-                f"cannot export {p}: expected a .tflite file "
-                f"(supported inputs: {', '.join(sorted(INPUT_FORMS))})"
-            )
-    return loader(p, args)
-
-
-def _has_tflite_magic(p: Path) -> bool:
-    with p.open("rb") as f:
-        return f.read(8)[4:8] == b"TFL3"
-
-
-# ----------------------------------------------------------------------------- stage 2: arena
-
-@dataclass
-class FirmwareArena:
-    """The firmware arena and how it was obtained, for the summary and the header comment."""
-
-    firmware_bytes: int
-    measured_bytes: int | None
-    scratch_bytes: int
-    margin_fraction: float
-    measured_how: str
-    scratch_how: str
-
-    def note(self) -> str:
-        """Multi-line explanation for the settings header."""
-        if self.measured_bytes is None:
-            return (f"{self.firmware_bytes:,} B given with --arena-bytes at export (not measured), "
-                    "rounded up to a multiple of 16.")
-        margin = self.firmware_bytes - self.measured_bytes - self.scratch_bytes
-        pct = f"{self.margin_fraction:.0%}" + (f", at least {MIN_MARGIN_BYTES} B" if self.margin_fraction > 0 else "")
-        rows = [
-            ("measured", self.measured_bytes, self.measured_how),
-            ("scratch", self.scratch_bytes, self.scratch_how),
-            ("margin", margin, f"{pct}, plus rounding to 16 B: covers TFLM version drift and "
-                               "target differences the host measurement cannot see"),
-            ("total", self.firmware_bytes, "compiled into the firmware"),
-        ]
-        lines = ["How the arena was obtained (tinynas export):"]
-        for label, value, how in rows:
-            head = f"  {label:<9}{value:>9,} B  "
-            wrapped = textwrap.wrap(how, width=88 - len(head)) or [""]
-            lines.append(head + wrapped[0])
-            lines += [" " * len(head) + more for more in wrapped[1:]]
-        return "\n".join(lines)
-
-    def one_line(self) -> str:
-        if self.measured_bytes is None:
-            return f"{self.firmware_bytes:,} B (from --arena-bytes)"
-        return (f"{self.firmware_bytes:,} B = {self.measured_bytes:,} measured + "
-                f"{self.scratch_bytes:,} CMSIS-NN scratch + {self.margin_fraction:.0%} margin, to 16 B")
-
-
-MEASURED_HOW = ("smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
-                "allocates and invokes the model (tinynas.tflm_measure)")
-
-
-def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEASURE_TIMEOUT_S) -> tuple[int, str]:
-    """Smallest arena TFLM runs the model in, and a phrase saying how it was found."""
-    from ..tflm_measure import measure_arena
-
-    measured = measure_arena(model_bytes, timeout_s=timeout_s)
-    if measured.arena_bytes is None:
-        raise UserError(f"the TFLM runtime could not measure the arena ({measured.error or 'no reason given'}); "
-                        "pass --arena-bytes N to skip the measurement")
-    return int(measured.arena_bytes), MEASURED_HOW
-
-
-def cmsis_scratch(graph: Graph) -> tuple[int, str]:
-    """CMSIS-NN scratch bytes the host measurement misses, and where the figure came from."""
-    from ..planner import cmsis_scratch_bytes
-
-    return int(cmsis_scratch_bytes(graph)), "CMSIS-NN kernel scratch buffers (tinynas.planner estimate)"
-
-
-def plan_arena(model: ModelInput, margin_fraction: float = DEFAULT_MARGIN,
-               arena_override: int | None = None,
-               measurement: tuple[int, str] | None = None) -> FirmwareArena:
-    """The firmware arena; `measurement` = (bytes, how) skips a measurement the caller already made."""
-    if arena_override is not None:
-        return FirmwareArena(round_up(arena_override), None, 0, 0.0, "--arena-bytes", "")
-    measured, how = measurement or measure_arena_bytes(model.tflite_bytes, model.graph)
-    scratch, scratch_how = cmsis_scratch(model.graph)
-    total = arena_for_firmware(measured, scratch, margin_fraction, MIN_MARGIN_BYTES)
-    return FirmwareArena(total, measured, scratch, margin_fraction, how, scratch_how)
+DEFAULT_NAME = "tinynas"  # cgen adds "_model": tinynas_model_data.cc, namespace tinynas_model
 
 
 def parse_labels(value: str | None) -> list[str] | None:
@@ -201,29 +77,6 @@ def _check_labels(labels: list[str] | None, graph: Graph) -> None:
     if len(labels) != n:
         raise UserError(f"{len(labels)} labels given but output 0 has {n} elements; "
                         "pass one label per output class")
-
-
-def model_op_types(model: ModelInput) -> list[str]:
-    """Op types TFLM must resolve: subgraph 0 in execution order, then any other subgraph's."""
-    ops = list(model.graph.op_types)
-    if model.graph.num_subgraphs > 1:
-        ops += [o for o in opcode_table_ops(model.tflite_bytes) if o not in ops]
-    return ops
-
-
-def write_project(model: ModelInput, target: str, out_dir: Path, name: str,
-                  labels: list[str] | None, arena: FirmwareArena, ops: list[str]) -> list[Path]:
-    """Generate the C/C++ files and lay out the target in out_dir; paths relative to it."""
-    files = generated_files(name, model.tflite_bytes, model.graph, arena.firmware_bytes,
-                            labels=labels, arena_note=arena.note(), op_types=ops, source=model.source)
-    settings = {
-        "arena_bytes": arena.firmware_bytes,
-        "model_file": model.source,
-        "model_bytes": len(model.tflite_bytes),
-        "op_count": len(ops),
-        "ops": ", ".join(ops),
-    }
-    return render_target(target, out_dir, name, files, settings)
 
 
 def _margin(value: str) -> float:
@@ -285,6 +138,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument("--arena-margin", type=_margin, default=DEFAULT_MARGIN, metavar="F",
                    help=f"fraction added to the measured arena (default {DEFAULT_MARGIN}; "
                         f"at least {MIN_MARGIN_BYTES} B unless 0)")
+    add_board_argument(p)
+    p.add_argument("--tflm-dir", metavar="DIR", default=os.environ.get("TFLM_DIR") or None,
+                   help="TFLM Cortex-M tree (create_tflm_tree.py with CMSIS-NN; default $TFLM_DIR): with "
+                        "--target qemu, build the project against it and run it under qemu-system-arm")
     p.add_argument("--arena-bytes", type=_positive_int, metavar="N",
                    help="use N bytes as the arena instead of measuring (rounded up to 16, no margin; "
                         ".tflite input only)")
@@ -322,15 +179,21 @@ def run(args: argparse.Namespace) -> int:
     _check_labels(labels, model.graph)
     # Staging first refuses a non-empty --out before the measurement, and replaces
     # --out only once every file is written.
+    board = load_board(args.board)
+    tree = check_run_request(args.target, board, args.tflm_dir)
     with staged_dir(args.out, force=args.force) as tmp:
         arena = plan_arena(model, args.arena_margin, args.arena_bytes)
-        written = write_project(model, args.target, tmp, name, labels, arena, ops)
+        written = write_project(model, args.target, tmp, name, labels, arena, ops, board)
 
-    print(f"exported {name} ({args.target}) to {args.out}")
+    print(f"exported {name} ({args.target}, {board.id}) to {args.out}")
     print(f"  model  {len(model.tflite_bytes):,} B from {model.source}")
     print(f"  ops    {len(ops)}: {', '.join(ops)}")
     print(f"  arena  {arena.one_line()}")
     print(f"  files  {len(written)}: {', '.join(p.as_posix() for p in written)}")
+    if tree is not None:
+        print(run_on_qemu(Path(args.out), tree, board))
+    elif args.target == QEMU_TARGET:
+        print("  run    pass --tflm-dir (or set TFLM_DIR) to a TFLM Cortex-M tree to build and run it here")
     return 0
 
 
@@ -344,15 +207,13 @@ def _beside(arch_path: Path, given: str | None, sibling: str) -> Path | None:
 
 def run_arch(args: argparse.Namespace) -> int:
     """Export from arch JSON + weights: checks that need no data come first, so they fail fast."""
-    from ..deploy.pipeline import DEFAULT_REP_SAMPLES, export_subnet, format_summary, load_export_data
-    from ..deploy.tflite_export import load_weights, torch_subnet
-    from ..space.arch import load_arch
-
     if args.arena_bytes is not None:
         raise UserError("--arena-bytes applies only to a .tflite input; from an arch the arena is measured")
+    board = load_board(args.board)
+    tree = check_run_request(args.target, board, args.tflm_dir)
     arch_path = Path(args.model)
     arch = load_arch(arch_path)
-    name = c_identifier(args.name if args.name is not None else "model")
+    name = c_identifier(args.name if args.name is not None else DEFAULT_NAME)
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise UserError(f"output directory {out} is not empty; pass --force to replace it")
@@ -363,8 +224,11 @@ def run_arch(args: argparse.Namespace) -> int:
     torch_subnet(arch, state_dict)  # a mismatch fails before the data loads
     bundle, record = load_export_data(args.data, _beside(arch_path, args.data_meta, "data.json"))
     report = export_subnet(arch, state_dict, bundle, out, io=args.io or "int8", target=args.target, name=name,
+                           board=board,
                            rep_samples=args.rep_samples or DEFAULT_REP_SAMPLES, force=args.force,
                            verify_limit=args.verify_limit, labels=parse_labels(args.labels),
                            arena_margin=args.arena_margin, seed=args.seed or 0, data_record=record)
     print(format_summary(report, out))
+    if tree is not None:
+        print(run_on_qemu(out, tree, board))
     return 0

@@ -8,6 +8,7 @@ from ..boards import add_board_argument, load_board
 from ..errors import UserError
 from ..latency import load_lut, lut_for_board
 from ..paths import check_input_file, check_output_file
+from ..deploy.footprint import predict_if_calibrated
 from ..profile import format_report, plot_memory, profile_model
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         check_input_file(args.lut, "--lut")
     board = load_board(args.board)
     prof = profile_model(args.model, board, lut=_load_lut(args.lut, board), latency_ms=args.latency_ms,
-                         measure=not args.no_measure, timeout_s=args.timeout)
+                         measure=not args.no_measure, timeout_s=args.timeout, image_for=predict_if_calibrated)
     note = prof.get("measurement_note")
     if args.plot:
         plot_memory(prof, args.plot)

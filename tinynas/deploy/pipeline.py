@@ -27,7 +27,17 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import staged_dir
+from ..boards import DEFAULT_BOARD
+from ..cgen import c_identifier
+from ..data import load_dataset
+from ..data.meta import data_meta, load_from_meta
 from ..errors import UserError
+from ..firmware import load_target
+from ..space.arch import arch_hash, validate_arch
+from ..tflite_reader import parse_tflite
+from . import onnx_export, project, tflite_export as tx, verify
+from .tflite_export import IO_TYPES, check_calibration_data
 
 DEFAULT_REP_SAMPLES = 300
 EXPORT_JSON = "export.json"
@@ -59,8 +69,6 @@ def load_export_data(data: str | os.PathLike | None, meta_path: str | os.PathLik
     training split and preprocessing; `data` then only says where the data
     lives now. Without a record, `data` is loaded with the default split.
     """
-    from ..data import load_dataset
-    from ..data.meta import data_meta, load_from_meta
 
     if meta_path is not None:
         p = Path(meta_path)
@@ -82,8 +90,6 @@ def load_export_data(data: str | os.PathLike | None, meta_path: str | os.PathLik
 def _check_request(arch: Mapping, bundle: Any, io: str, target: str, labels: Sequence[str] | None,
                    verify_limit: int | None, rep_samples: int) -> list[str]:
     """Cheap checks before any work; returns the labels to compile in."""
-    from ..firmware import load_target
-    from .tflite_export import IO_TYPES, check_calibration_data
 
     if io not in IO_TYPES:
         raise UserError(f"io {io!r} is not one of {', '.join(IO_TYPES)}")
@@ -112,17 +118,15 @@ def export_subnet(arch: Mapping, state_dict: Mapping[str, Any], bundle: Any, out
                   rep_samples: int = DEFAULT_REP_SAMPLES, force: bool = False, progress: bool = True,
                   verify_limit: int | None = None, labels: Sequence[str] | None = None,
                   arena_margin: float | None = None, seed: int = 0,
-                  data_record: Mapping | None = None) -> dict[str, Any]:
+                  data_record: Mapping | None = None, board: Any = None) -> dict[str, Any]:
     """Export a trained subnet to `out_dir`; returns the export.json content.
 
     `state_dict` is that of `build_model(arch)`; `bundle` is the training data
     (its train split calibrates, its val split verifies; `verify_limit` caps the
-    images verified). `seed` picks the calibration samples. Raises UserError on
+    images verified). `seed` picks the calibration samples. `board` (a Board or an id;
+    default the default board) sets the firmware's core flags. Raises UserError on
     bad input or a failed check, leaving `out_dir` untouched.
     """
-    from ..atomic import staged_dir
-    from ..cgen import c_identifier
-    from ..space.arch import validate_arch
 
     arch = validate_arch(arch)
     ident = c_identifier(name)
@@ -131,7 +135,7 @@ def export_subnet(arch: Mapping, state_dict: Mapping[str, Any], bundle: Any, out
     with staged_dir(out_dir, force=force) as tmp:
         report = _build(arch, state_dict, bundle, tmp, clock, io=io, target=target, ident=ident,
                         rep_samples=rep_samples, verify_limit=verify_limit, labels=labels,
-                        arena_margin=arena_margin, seed=seed, progress=progress)
+                        arena_margin=arena_margin, seed=seed, progress=progress, board=board)
         report["preprocessing"] = bundle.preprocessing  # what firmware must do to raw pixels
         report["data"] = dict(data_record) if data_record is not None else None
         report["timings_s"] = clock.times
@@ -142,10 +146,7 @@ def export_subnet(arch: Mapping, state_dict: Mapping[str, Any], bundle: Any, out
 
 def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Clock, *, io: str, target: str,
            ident: str, rep_samples: int, verify_limit: int | None, labels: list[str],
-           arena_margin: float | None, seed: int, progress: bool) -> dict[str, Any]:
-    from ..space.arch import arch_hash
-    from ..tflite_reader import parse_tflite
-    from . import onnx_export, tflite_export as tx, verify
+           arena_margin: float | None, seed: int, progress: bool, board: Any = None) -> dict[str, Any]:
 
     rng = np.random.default_rng(seed)
     with clock.stage("weights", "loading weights"):
@@ -166,10 +167,10 @@ def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Cloc
         arena = verify.arena_figures(tfl, graph)
     with clock.stage("verify", f"verifying on {len(y_val)} held-out images (PyTorch, TFLM, LiteRT)"):
         checks = verify.verify_tflite(tfl, graph, model, x_val, y_val, arena["arena_bytes_measured"], progress)
-    with clock.stage("c", f"writing C files and the {target} project"):
+    with clock.stage("c", "writing C files" + ("" if target == "none" else f" and the {target} project")):
         (tmp / TFLITE_FILE).write_bytes(tfl)
         (tmp / ONNX_FILE).write_bytes(onnx_bytes)
-        firmware, written = _write_c(tfl, graph, ops, tmp, target, ident, labels, arena, arena_margin)
+        firmware, written = _write_c(tfl, graph, ops, tmp, target, ident, labels, arena, arena_margin, board)
     return {
         "name": ident, "target": target, "io": io, "arch_hash": arch_hash(arch),
         "params": int(sum(p.numel() for p in model.parameters())), "macs": int(graph.total_macs),
@@ -184,14 +185,14 @@ def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Cloc
 
 
 def _write_c(tfl: bytes, graph: Any, ops: list[str], out: Path, target: str, ident: str,
-             labels: list[str], arena: Mapping[str, int], margin: float | None) -> tuple[int, list[Path]]:
+             labels: list[str], arena: Mapping[str, int], margin: float | None,
+             board: Any = None) -> tuple[int, list[Path]]:
     """The .tflite export path's own stages 2 and 3, fed the arena already measured."""
-    from ..commands import export as cmd
-
-    model = cmd.ModelInput(tflite_bytes=tfl, graph=graph, source=TFLITE_FILE, default_name=ident)
-    fw = cmd.plan_arena(model, cmd.DEFAULT_MARGIN if margin is None else margin,
-                        measurement=(arena["arena_bytes_measured"], cmd.MEASURED_HOW))
-    return fw.firmware_bytes, cmd.write_project(model, target, out, ident, labels, fw, ops)
+    model = project.ModelInput(tflite_bytes=tfl, graph=graph, source=TFLITE_FILE, default_name=ident)
+    fw = project.plan_arena(model, project.DEFAULT_MARGIN if margin is None else margin,
+                            measurement=(arena["arena_bytes_measured"], project.MEASURED_HOW))
+    return fw.firmware_bytes, project.write_project(model, target, out, ident, labels, fw, ops,
+                                                    board if board is not None else DEFAULT_BOARD)
 
 
 def format_summary(r: Mapping[str, Any], out_dir: str | os.PathLike) -> str:

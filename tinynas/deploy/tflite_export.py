@@ -19,8 +19,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import UserError
+from ..cgen import check_tflm_ops
+from ..errors import UserError, quiet_native_logs
 from ..graph import Graph
+from ..space.arch import validate_arch
+from ..space.keras_model import build_keras, convert_int8, copy_torch_weights, float_outputs
+from ..space.torch_model import build_model
 
 IO_TYPES = ("int8", "uint8", "float32")
 REP_MIN_SAMPLES = 200
@@ -31,7 +35,6 @@ EQUIVALENCE_SAMPLES = 16
 FORBIDDEN_OPS = ("TRANSPOSE", "PAD", "PADV2", "MIRROR_PAD")
 # Type-cast ops: a stray one mid-graph costs a requantization and an extra buffer.
 CAST_OPS = ("QUANTIZE", "DEQUANTIZE")
-
 
 # ------------------------------------------------------------------ weights
 
@@ -75,8 +78,6 @@ def torch_subnet(arch: Mapping, state_dict: Mapping[str, Any]) -> Any:
     """`build_model(arch)` in eval mode with `state_dict` loaded; UserError naming a mismatch."""
     import torch
 
-    from ..space.torch_model import build_model
-
     model = build_model(arch)
     want = model.state_dict()
     bad = _first_mismatch(want, state_dict)
@@ -89,10 +90,8 @@ def torch_subnet(arch: Mapping, state_dict: Mapping[str, Any]) -> Any:
 
 # ------------------------------------------------------------------ data
 
-
 def arch_input(arch: Mapping) -> tuple[int, int, int]:
     """(C, H, W) the arch takes."""
-    from ..space.arch import validate_arch
 
     c, h, w = validate_arch(arch)["input"]
     return int(c), int(h), int(w)
@@ -152,7 +151,6 @@ def nhwc(x_nchw: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ conversion
 
-
 def keras_mirror(arch: Mapping, model: Any, x_nchw: np.ndarray, tol: float = FLOAT_TOLERANCE) -> tuple[Any, float]:
     """The Keras twin of `model` and its max abs logit difference on x; UserError above tol.
 
@@ -161,8 +159,6 @@ def keras_mirror(arch: Mapping, model: Any, x_nchw: np.ndarray, tol: float = FLO
     that was never trained, so it stops here.
     """
     import torch
-
-    from ..space.keras_model import build_keras, copy_torch_weights, float_outputs
 
     km = build_keras(arch)
     copy_torch_weights(km, model.state_dict(), arch)
@@ -177,8 +173,6 @@ def keras_mirror(arch: Mapping, model: Any, x_nchw: np.ndarray, tol: float = FLO
 
 def convert(km: Any, rep_nchw: np.ndarray, io: str = "int8") -> bytes:
     """Full-integer TFLite bytes (per-channel int8 weights) with `io` input/output type."""
-    from ..errors import quiet_native_logs
-    from ..space.keras_model import convert_int8
 
     if io not in IO_TYPES:
         raise UserError(f"io: {io!r} is not one of {', '.join(IO_TYPES)}")
@@ -196,7 +190,6 @@ def check_ops(graph: Graph, io: str) -> list[str]:
     converter adds one QUANTIZE (or DEQUANTIZE) at the input and one at the
     output; those are expected, any other cast is not.
     """
-    from ..cgen import check_tflm_ops
 
     ops = graph.op_types
     check_tflm_ops(ops)

@@ -21,6 +21,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..graph import Graph, Tensor
+from ..planner import cmsis_scratch_bytes, plan_arena
+from ..tflite_reader import parse_tflite
+from ..tflm_measure import measure_arena
 from .tflite_export import nhwc, preprocess_for
 
 LITERT_BATCH = 256
@@ -101,7 +104,6 @@ def litert_outputs(tflite: bytes, x_q: np.ndarray) -> np.ndarray:
 def tflm_top1(tflite: bytes, arch: Mapping, bundle: Any, limit: int | None = None, seed: int = 0,
               arena_bytes: int = 4 << 20) -> float:
     """Int8 top-1 in TFLM on (a seeded random `limit` of) the held-out split."""
-    from ..tflite_reader import parse_tflite
 
     graph = parse_tflite(tflite)
     x, y = held_out(bundle, arch, limit, np.random.default_rng(seed))
@@ -135,8 +137,6 @@ def agreement(a: np.ndarray, b: np.ndarray, lsb: float) -> tuple[float, int]:
 
 def arena_figures(tflite: bytes, graph: Graph, timeout_s: float = 300.0) -> dict[str, Any]:
     """TFLM-measured arena, the planner's estimate of it and its error, and CMSIS-NN scratch."""
-    from ..planner import cmsis_scratch_bytes, plan_arena
-    from ..tflm_measure import measure_arena
 
     m = measure_arena(tflite, timeout_s=timeout_s)
     if m.arena_bytes is None:

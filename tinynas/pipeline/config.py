@@ -48,7 +48,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 0,
                "prefer": "efficient", "tie_z": 1.0},
     "finetune": {"epochs": 6, "lr": 0.03, "distill": True, "keep_best": True},
-    "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas_model"},
+    "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas"},
 }
 
 # What each budget changes relative to DEFAULTS ("small"). The times are what the presets mean; the

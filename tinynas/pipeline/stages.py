@@ -33,6 +33,7 @@ from ..atomic import write_json, write_text
 from ..data.resize_loss import resize_loss
 from ..deploy import export_subnet
 from ..latency import lut_for_board
+from ..deploy.footprint import predict_if_calibrated
 from ..profile import format_report, plot_memory, profile_graph
 from ..search import run_search
 from ..space.arch import load_arch
@@ -248,7 +249,8 @@ def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
     sd = torch.load(ft / "model.pt", map_location="cpu", weights_only=True)
     res = export_subnet(arch, sd, ctx.bundle, d, io=e["io"], target=e["target"], name=e["name"],
                         rep_samples=e["rep_samples"], force=True, progress=ctx.rank == 0,
-                        labels=ctx.bundle.class_names, data_record=ctx.meta, seed=ctx.cfg["run"]["seed"])
+                        labels=ctx.bundle.class_names, data_record=ctx.meta, seed=ctx.cfg["run"]["seed"],
+                        board=ctx.board)
     ctx.log(f"export: int8 top-1 {res['accuracy_int8']:.4f} (TFLM), float {res['accuracy_float']:.4f}")
     return {k: res[k] for k in ("accuracy_float", "accuracy_int8") if k in res}
 
@@ -259,6 +261,7 @@ def stage_profile(ctx: Context, d: Path) -> dict[str, Any]:
     m = measure_arena(tfl.read_bytes())
     lat = ctx.cfg["run"]["latency_ms"] or None
     prof = profile_graph(g, ctx.board, measured_arena=m.arena_bytes, lut=lut_for_board(ctx.board),
+                         image=predict_if_calibrated(g, ctx.board),
                          latency_limit_ms=lat)
     write_json(d / "profile.json", prof)
     write_text(d / "profile.txt", format_report(prof) + "\n")

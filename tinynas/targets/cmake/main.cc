@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_time.h"
 #include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
@@ -80,6 +81,74 @@ const char* label_of(int index) {
   return index < settings::kNumLabels ? settings::kLabels[index] : "-";
 }
 
+#if defined(TINYNAS_QEMU)
+// SysTick of the emulated core, counted by qemu/startup.c.
+extern "C" uint32_t tinynas_ticks(void);
+extern "C" uint32_t tinynas_ticks_per_second(void);
+uint32_t now_ticks() { return tinynas_ticks(); }
+uint32_t ticks_per_second() { return tinynas_ticks_per_second(); }
+#else
+uint32_t now_ticks() { return tflite::GetCurrentTimeTicks(); }
+uint32_t ticks_per_second() { return tflite::ticks_per_second(); }
+#endif
+
+#if defined(TINYNAS_SELFTEST)
+// Fixed inputs that tinynas reproduces in Python (tinynas/deploy/selftest.py) to
+// compare this build's outputs with the TFLM Python runtime byte for byte.
+constexpr const char* kInputKinds[] = {"zeros", "pattern", "random"};
+
+uint8_t input_byte(int kind, uint32_t i, uint32_t* state) {
+  if (kind == 0) return 0;
+  if (kind == 1) return static_cast<uint8_t>((i * 37u + 11u) & 0xffu);
+  uint32_t x = *state;  // xorshift32, seed 2463534242
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return static_cast<uint8_t>(x >> 24);
+}
+
+// Each input tensor gets the bytes in order (float32 inputs the values byte / 256).
+void fill_inputs(tflite::MicroInterpreter& interpreter, int kind) {
+  uint32_t state = 2463534242u;
+  for (size_t n = 0; n < interpreter.inputs_size(); ++n) {
+    TfLiteTensor* t = interpreter.input(n);
+    if (t->type == kTfLiteFloat32) {
+      for (size_t i = 0; i < t->bytes / 4; ++i) {
+        t->data.f[i] = static_cast<float>(input_byte(kind, i, &state)) / 256.0f;
+      }
+    } else {
+      for (size_t i = 0; i < t->bytes; ++i) t->data.uint8[i] = input_byte(kind, i, &state);
+    }
+  }
+}
+
+// One Invoke() per input kind; every output tensor printed as hex bytes.
+int selftest(tflite::MicroInterpreter& interpreter) {
+  for (int kind = 0; kind < 3; ++kind) {
+    // TFLM may reuse the input tensor's memory during Invoke(): refill it every time.
+    fill_inputs(interpreter, kind);
+    const uint32_t t0 = now_ticks();
+    if (interpreter.Invoke() != kTfLiteOk) {
+      printf("selftest %s: Invoke failed\n", kInputKinds[kind]);
+      return 1;
+    }
+    const uint32_t ticks = now_ticks() - t0;
+    printf("invoke %s ticks %lu per_second %lu\n", kInputKinds[kind],
+           static_cast<unsigned long>(ticks), static_cast<unsigned long>(ticks_per_second()));
+    for (size_t n = 0; n < interpreter.outputs_size(); ++n) {
+      const TfLiteTensor* out = interpreter.output(n);
+      printf("output %s %u ", kInputKinds[kind], static_cast<unsigned>(n));
+      for (size_t i = 0; i < out->bytes; ++i) printf("%02x", static_cast<unsigned>(out->data.uint8[i]));
+      printf("\n");
+    }
+  }
+  printf("arena used %u of %d\nselftest done\n",
+         static_cast<unsigned>(interpreter.arena_used_bytes()), settings::kArenaBytes);
+  return 0;
+}
+#endif
+
 }  // namespace
 
 int main() {
@@ -114,6 +183,10 @@ int main() {
     return 1;
   }
 
+#if defined(TINYNAS_SELFTEST)
+  return selftest(interpreter);
+#endif
+
   for (int run = 0; run < kRuns; ++run) {
     for (int i = 0; i < settings::kInputElements; ++i) {
       if (!set_input(input, i, example_input(i, run))) {
@@ -122,10 +195,12 @@ int main() {
       }
     }
 
+    const uint32_t t0 = now_ticks();
     if (interpreter.Invoke() != kTfLiteOk) {
       printf("Invoke failed\n");
       return 1;
     }
+    const uint32_t ticks = now_ticks() - t0;
 
     const TfLiteTensor* output = interpreter.output(0);
     int top = 0;
@@ -140,8 +215,9 @@ int main() {
         top = i;
       }
     }
-    printf("run %d: top class %d (%s), score %.4f\n", run, top, label_of(top),
-           static_cast<double>(best));
+    printf("run %d: top class %d (%s), score %.4f, Invoke() %lu ticks (%lu per second)\n", run, top,
+           label_of(top), static_cast<double>(best), static_cast<unsigned long>(ticks),
+           static_cast<unsigned long>(ticks_per_second()));
   }
 
   printf("arena used: %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),

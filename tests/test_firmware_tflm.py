@@ -1,0 +1,231 @@
+"""Generated projects built against the real TFLM trees in ../shared/tflm, and run.
+
+For the seven ../shared/models and a model exported the way a run exports its winner:
+- host: the cmake project, built with only -DTFLM_DIR (the library) and then linking the
+  cached library, runs three fixed inputs; outputs byte-identical to the TFLM Python runtime;
+- Cortex-M7 and Cortex-M4 with CMSIS-NN: the qemu project links for the board and runs under
+  qemu-system-arm; outputs equal to the host's (CMSIS-NN may differ by 1 LSB in requantization);
+- the linked image's size against `tinynas profile`'s flash/SRAM prediction and against
+  tinynas.deploy.footprint's.
+
+TFLM is compiled once per tree and flags into the user cache (tinynas.deploy.tflm_build).
+Every test skips, saying why, without ../shared/tflm, cmake, arm-none-eabi-gcc or QEMU.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tinynas.boards import load_board
+from tinynas.deploy.project import MEASURED_HOW, from_tflite, model_op_types, plan_arena, write_project
+from tinynas.deploy import selftest, tflm_build
+from tinynas.deploy.cores import qemu_machine
+
+from conftest import SHARED_MIN_ARENA
+
+pytestmark = pytest.mark.slow
+
+MODELS = sorted(SHARED_MIN_ARENA) + ["run_export"]
+CORTEX_BOARDS = {"m7": "stm32f746g-disco", "m4": "nucleo-l4r5zi"}
+M4_MODELS = ["kws_ref_model", "person_detect", "run_export"]
+
+
+def _need(*tools: str) -> None:
+    for t in tools:
+        if shutil.which(t) is None:
+            pytest.skip(f"{t} is not on PATH (Debian: see .ci/run)")
+
+
+@pytest.fixture(scope="session")
+def tflm_dir(shared: Path) -> Path:
+    d = shared / "tflm"
+    if not (d / "tflm-host.tar.xz").is_file():
+        pytest.skip(f"{d} is absent: the offline TFLM trees live there")
+    return d
+
+
+@pytest.fixture(scope="session")
+def host_tree(tflm_dir: Path) -> Path:
+    return tflm_build.extract_tree(tflm_dir / "tflm-host.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def cm_tree(tflm_dir: Path) -> Path:
+    return tflm_build.extract_tree(tflm_dir / "tflm-cortex-m.tar.xz")
+
+
+@pytest.fixture(scope="session")
+def run_model(tmp_path_factory) -> Path:
+    """A subnet of the default space exported by the run's export stage (deploy.export_subnet)."""
+    import torch
+
+    from tinynas.data import load_dataset
+    from tinynas.deploy.pipeline import export_subnet
+    from tinynas.space import default_space, smallest_arch
+    from tinynas.space.torch_model import build_model
+
+    torch.manual_seed(0)
+    bundle = load_dataset("digits", image_size=16)
+    arch = smallest_arch(default_space(input_channels=1, resolution=[16, 16], width_mult=0.2, num_classes=10))
+    out = tmp_path_factory.mktemp("run_export") / "export"
+    export_subnet(arch, build_model(arch).state_dict(), bundle, out, target="none", name="run_export",
+                  rep_samples=200, verify_limit=40, progress=False)
+    return out / "model.tflite"
+
+
+@pytest.fixture(scope="session")
+def model_paths(shared_models: dict[str, Path]) -> dict[str, Path]:
+    return dict(shared_models)
+
+
+def _model_path(name: str, model_paths: dict[str, Path], request) -> Path:
+    return request.getfixturevalue("run_model") if name == "run_export" else model_paths[name]
+
+
+def _generate(path: Path, target: str, board: str, out: Path) -> tuple[Path, int]:
+    """Export `path` for `target`/`board` as `tinynas export` does; (project, firmware arena)."""
+    model = from_tflite(path)
+    name = path.stem
+    if name in SHARED_MIN_ARENA:  # the README's bisection: skip re-measuring in every test
+        arena = plan_arena(model, measurement=(SHARED_MIN_ARENA[name], MEASURED_HOW))
+    else:
+        arena = plan_arena(model)
+    write_project(model, target, out, name, None, arena, model_op_types(model), board)
+    return out, arena.firmware_bytes
+
+
+def _report(capsys, line: str) -> None:
+    with capsys.disabled():
+        print(f"\n[firmware] {line}", end="")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_host_build_matches_python_tflm(name: str, host_tree: Path, model_paths, request, tmp_path: Path,
+                                        capsys) -> None:
+    _need("cmake", "make", "g++")
+    path = _model_path(name, model_paths, request)
+    project, arena = _generate(path, "cmake", "stm32f746g-disco", tmp_path / "p")
+    built = tflm_build.build_project(project, host_tree, tmp_path / "build")
+    run = selftest.parse_selftest(tflm_build.run_host(built.executable))
+    assert run.done, "the host build did not finish its self-test"
+    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(), arena))
+    _report(capsys, f"{name}: host identical {same}/{total} (max diff {worst} LSB), "
+                    f"Invoke() {run.ticks['random']} us")
+    assert same == total
+
+
+# Every model on the Cortex-M7; a few on the Cortex-M4, whose library is another full TFLM build.
+QEMU_CASES = [(name, "m7") for name in MODELS] + [(name, "m4") for name in M4_MODELS]
+
+
+@pytest.mark.parametrize("name, core", QEMU_CASES)
+def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_paths, request,
+                                    tmp_path: Path, capsys) -> None:
+    _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    from tinynas.deploy import footprint
+
+    path = _model_path(name, model_paths, request)
+    board = load_board(CORTEX_BOARDS[core])
+    project, arena = _generate(path, "qemu", board.id, tmp_path / "p")
+    built = tflm_build.build_project(project, cm_tree, tmp_path / "build")
+    size = tflm_build.image_size(built.executable)
+    run = selftest.parse_selftest(tflm_build.run_qemu(built.executable, qemu_machine(board).name))
+    assert run.done, "the image did not finish its self-test under QEMU"
+    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(), arena))
+    graph = from_tflite(path).graph
+    pred = footprint.predict(graph, board, arena)  # with the arena the project compiles
+    est = footprint.predict(graph, board)  # as profile would: arena from the planner's estimate
+    prof = footprint.profile_prediction(path, board)
+    _report(capsys, (
+        f"{name} {core} ({board.id}): QEMU identical {same}/{total} (max diff {worst} LSB), "
+        f"Invoke() {run.ticks['random']:,} ticks; image flash {size.flash:,} B, SRAM {size.sram:,} B; "
+        f"profile predicts flash {prof.flash:,} ({_err(prof.flash, size.flash)}), SRAM {prof.sram:,} "
+        f"({_err(prof.sram, size.sram)}); footprint predicts flash {pred.flash:,} "
+        f"({_err(pred.flash, size.flash)}), SRAM {pred.sram:,} ({_err(pred.sram, size.sram)}), "
+        f"SRAM {est.sram:,} ({_err(est.sram, size.sram)}) from the planner's arena"))
+    assert worst <= 1, "CMSIS-NN outputs differ from the reference kernels by more than 1 LSB"
+    assert abs(pred.flash - size.flash) <= 0.05 * size.flash
+    assert abs(pred.sram - size.sram) <= 0.02 * size.sram
+    assert abs(est.sram - size.sram) <= 0.02 * size.sram
+
+
+def _err(pred: int, real: int) -> str:
+    return f"{100 * (pred - real) / real:+.1f}%"
+
+
+def test_export_qemu_builds_and_runs(cm_tree: Path, model_paths, tmp_path: Path, capsys) -> None:
+    """`tinynas export --target qemu --tflm-dir TREE` prints the output bytes and Invoke() ticks."""
+    import subprocess
+    import sys
+
+    _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    r = subprocess.run([sys.executable, "-m", "tinynas.cli", "export", str(model_paths["kws_ref_model"]),
+                        "--target", "qemu", "--board", "stm32f746g-disco", "--tflm-dir", str(cm_tree),
+                        "--arena-bytes", "40000", "--out", str(tmp_path / "q")],
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "mps2-an500 (cortex-m7)" in r.stdout and "Invoke()" in r.stdout
+    # smoke.sh's pattern input gives -128 -128 -128 -120 ... 120 (../shared/tflm/README.md)
+    assert "pattern  Invoke()" in r.stdout and "808080888080808080808078" in r.stdout, r.stdout
+    _report(capsys, "export --target qemu:\n" + r.stdout)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--board", "esp32-s3-devkitc"], "emulates cortex-m4, cortex-m7"),
+    (["--board", "rpi-pico"], "emulates cortex-m4, cortex-m7"),
+    (["--tflm-dir", "/nonexistent"], "is not a TFLM tree"),
+])
+def test_export_qemu_bad_requests_exit_2(argv: list[str], needle: str, model_paths, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tinynas.cli", "export", str(model_paths["hello_world_int8"]),
+                        "--target", "qemu", "--arena-bytes", "4000", "--out", str(tmp_path / "q"), *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "q").exists()
+
+
+def test_export_qemu_refuses_host_tree(host_tree: Path, model_paths, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tinynas.cli", "export", str(model_paths["hello_world_int8"]),
+                        "--target", "qemu", "--arena-bytes", "4000", "--out", str(tmp_path / "q"),
+                        "--tflm-dir", str(host_tree)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no CMSIS-NN kernels" in r.stderr, r.stderr
+
+
+def test_map_sections_reads_kept_code_only(tmp_path: Path) -> None:
+    """The calibration's map parser: long names wrap, debug sections and RAM do not count."""
+    from tinynas.deploy.footprint import map_sections
+
+    m = tmp_path / "a.map"
+    m.write_text("Discarded input sections\n .text.gone 0x0 0x40 x.a(gone.o)\n"
+                 "Linker script and memory map\n"
+                 " .text.short    0x00000400       0x10 /p/libtflm.a(a.cc.obj)\n"
+                 "                0x00000400                short()\n"
+                 " .text._ZN6tflite4LongNameEv\n"
+                 "                0x00000410       0x2c /p/libtflm.a(b.cc.obj)\n"
+                 "                0x00000410                tflite::LongName(int, char*, x)\n"
+                 " .debug_info    0x00000000      0x999 /p/libtflm.a(b.cc.obj)\n"
+                 " .data.ram      0x20000000        0x8 /p/libtflm.a(b.cc.obj)\n")
+    assert map_sections(m, 0x2000_0000) == {"libtflm.a(a.cc.obj).text.short": 0x10,
+                                            "libtflm.a(b.cc.obj).text._ZN6tflite4LongNameEv": 0x2c}
+
+
+def test_selftest_random_bytes_are_xorshift32() -> None:
+    """The C generator in main.cc: xorshift32 from 2463534242, top byte of each state."""
+    x, want = selftest.SEED, []
+    for _ in range(5):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        want.append(x >> 24)
+    state = [selftest.SEED]
+    assert list(selftest.input_bytes("random", 3, state)) + list(selftest.input_bytes("random", 2, state)) == want
+    assert list(selftest.input_bytes("pattern", 3, state)) == [11, 48, 85]

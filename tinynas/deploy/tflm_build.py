@@ -1,0 +1,200 @@
+"""Build a generated CMake project against a TFLM tree, with TFLM compiled once.
+
+Compiling a TFLM tree takes minutes on a small machine, and it is the same work for
+every model: the library depends only on the tree and on the generated project's
+cmake/tflm.cmake, toolchain file and core flags, none of which name the model. So
+the library is built by configuring a generated project with nothing but
+-DTFLM_DIR (exactly what a user runs) and building its `tflm` target, and the
+resulting libtflm.a is kept under the user cache directory, keyed by a hash of the
+tree and those files. Later projects link it with -DTFLM_LIBRARY and compile only
+their main.cc and model array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.cache import _locked, default_cache_dir
+from ..errors import UserError
+
+# Files of a generated project that decide how TFLM is compiled.
+LIBRARY_INPUTS = ("cmake/tflm.cmake", "cmake/arm-none-eabi.cmake", "cmake/core.cmake")
+CMSIS_NN_MARKER = "tensorflow/lite/micro/kernels/cmsis_nn"
+LIBRARY_NAME = "libtflm.a"
+
+
+def cache_root() -> Path:
+    """$TINYNAS_CACHE/tflm, else $XDG_CACHE_HOME/tinynas/tflm, else ~/.cache/tinynas/tflm."""
+    return default_cache_dir().parent / "tflm"
+
+
+def is_cortex_m_tree(tree: Path) -> bool:
+    return (Path(tree) / CMSIS_NN_MARKER).is_dir()
+
+
+def extract_tree(archive: Path) -> Path:
+    """Unpack a tflm-*.tar.xz (one top folder) once under the cache; the tree's path."""
+    archive = Path(archive)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    dest = cache_root() / "trees" / digest
+    (cache_root() / "trees").mkdir(parents=True, exist_ok=True)
+    with _locked(cache_root() / "trees", digest):  # parallel test workers unpack once
+        if not dest.is_dir():
+            tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{digest}."))
+            try:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(tmp, filter="data")
+                os.replace(tmp, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    tops = [p for p in dest.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        raise UserError(f"{archive} should hold one top-level folder, found {len(tops)}")
+    return tops[0]
+
+
+def tree_digest(tree: Path) -> str:
+    """Hash of every file's path and content under the tree (a few MB: well under a second)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(tree).rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(tree).as_posix().encode() + b"\0")
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _library_inputs(tree: Path) -> tuple[str, ...]:
+    """A host tree ignores the board's core flags, so its library serves every board."""
+    return LIBRARY_INPUTS if is_cortex_m_tree(tree) else LIBRARY_INPUTS[:1]
+
+
+def library_key(project: Path, tree: Path) -> str:
+    """Cache key of the library `project` builds from `tree`."""
+    h = hashlib.sha256(tree_digest(tree).encode())
+    for rel in _library_inputs(tree):
+        p = Path(project) / rel
+        h.update(rel.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"-"))
+    return h.hexdigest()[:20]
+
+
+def _run(cmd: Sequence[str], cwd: Path | None = None, timeout: float = 3600) -> str:
+    r = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-30:])
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{tail}")
+    return r.stdout
+
+
+def _configure(project: Path, build: Path, tree: Path, extra: Sequence[str] = ()) -> None:
+    _run(["cmake", "-S", str(project), "-B", str(build), f"-DTFLM_DIR={tree}", *extra])
+
+
+def build_library(project: Path, tree: Path, jobs: int = 2) -> Path:
+    """libtflm.a for `project`'s flags and `tree`, built through the project's own CMake once."""
+    key = library_key(project, tree)
+    lib_dir = cache_root() / "lib" / key
+    lib = lib_dir / LIBRARY_NAME
+    (cache_root() / "lib").mkdir(parents=True, exist_ok=True)
+    with _locked(cache_root() / "lib", key):  # parallel test workers build once
+        if lib.is_file():
+            return lib
+        # The whole project, configured with only -DTFLM_DIR and built with plain make, as a
+        # user would; an interrupted build resumes from the objects it left.
+        # The project is copied first, so the build folder's source never moves.
+        src = cache_root() / "lib" / f"{key}.src"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(project, src, ignore=shutil.ignore_patterns("build"))
+        build = cache_root() / "lib" / f"{key}.build"
+        cache = build / "CMakeCache.txt"
+        if cache.is_file() and f"CMAKE_HOME_DIRECTORY:INTERNAL={src}\n" not in cache.read_text():
+            cache.unlink()  # configured from elsewhere: reconfigure, keep the objects
+        _configure(src, build, tree)
+        _run(["make", "-C", str(build), f"-j{jobs}"])
+        lib_dir.mkdir(parents=True, exist_ok=True)
+        tmp = lib_dir / f".{LIBRARY_NAME}.tmp"
+        shutil.copyfile(build / LIBRARY_NAME, tmp)
+        os.replace(tmp, lib)
+        for rel in _library_inputs(tree):  # what the key covers, for people reading the cache
+            if (project / rel).is_file():
+                shutil.copyfile(project / rel, lib_dir / Path(rel).name)
+        shutil.rmtree(build, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+    return lib
+
+
+@dataclass(frozen=True)
+class Built:
+    """A linked application."""
+
+    executable: Path
+    build_dir: Path
+
+
+def build_project(project: Path, tree: Path, build: Path | None = None, selftest: bool = True,
+                  jobs: int = 2, library: Path | None = None, extra: Sequence[str] = ()) -> Built:
+    """Configure and make `project` against `tree`, linking the cached TFLM library."""
+    project = Path(project)
+    lib = library or build_library(project, tree, jobs)
+    build = Path(build) if build else project / "build"
+    _configure(project, build, tree, [f"-DTFLM_LIBRARY={lib}",
+                                      f"-DTINYNAS_SELFTEST={'ON' if selftest else 'OFF'}", *extra])
+    _run(["make", "-C", str(build), f"-j{jobs}"])
+    apps = sorted(build.glob("*_app")) + sorted(build.glob("*_app.elf"))
+    if not apps:
+        raise RuntimeError(f"no *_app in {build} after make")
+    return Built(apps[0], build)
+
+
+def run_host(exe: Path, timeout: float = 300) -> str:
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{exe} exited {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def run_qemu(elf: Path, machine: str, timeout: float = 300, icount: bool = True) -> str:
+    """Run an image under qemu-system-arm with semihosting; what it printed.
+
+    QEMU writes the guest's semihosting output to its own stderr, so both streams count.
+
+    -icount shift=0 makes one guest instruction one nanosecond of virtual time, so the
+    SysTick counts are instruction counts that repeat exactly from run to run.
+    """
+    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-semihosting", "-monitor", "none",
+           "-serial", "none", *(["-icount", "shift=0"] if icount else []), "-kernel", str(elf)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return r.stdout + r.stderr
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """arm-none-eabi-size's Berkeley figures of a linked image."""
+
+    text: int
+    data: int
+    bss: int
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data  # .data's initial values live in flash too
+
+    @property
+    def sram(self) -> int:
+        return self.data + self.bss
+
+
+def image_size(elf: Path, size_tool: str = "arm-none-eabi-size") -> ImageSize:
+    out = _run([size_tool, "-B", str(elf)])
+    text, data, bss = (int(v) for v in out.strip().splitlines()[-1].split()[:3])
+    return ImageSize(text, data, bss)

@@ -1,0 +1,96 @@
+# TensorFlow Lite Micro as the static library `tflm`, with the flags TFLM requires.
+#
+# TFLM_DIR is a tree made by tflite-micro's create_tflm_tree.py. A tree with
+# kernels/cmsis_nn is a Cortex-M tree: it is compiled with this board's core flags
+# (cmake/core.cmake, applied by cmake/arm-none-eabi.cmake) and the CMSIS device header
+# that TFLM's cortex_m_generic micro_time.cc needs for its cycle counter.
+# TFLM_LIBRARY links a libtflm.a built before from the same tree with these same flags.
+# This file has no model-specific content, so a library built with it serves any model.
+
+set(TFLM_DIR "" CACHE PATH "TFLM tree from create_tflm_tree.py (holds tensorflow/ and third_party/)")
+set(TFLM_LIBRARY "" CACHE FILEPATH "Optional prebuilt libtflm.a of the same tree and flags; built from TFLM_DIR when empty")
+# signal/ holds TFLM's audio signal-processing ops (tflm_signal::Register_*), which a
+# model's builtin-op resolver never registers; leaving them out saves a fifth of the build.
+option(TFLM_SIGNAL "also compile TFLM's signal/ library (audio front-end ops)" OFF)
+
+if(NOT TFLM_DIR OR NOT EXISTS "${TFLM_DIR}/tensorflow/lite/micro/micro_interpreter.h")
+  message(FATAL_ERROR
+    "Set -DTFLM_DIR=<dir> to a TFLM source tree (see README.md); "
+    "'${TFLM_DIR}' has no tensorflow/lite/micro/micro_interpreter.h")
+endif()
+
+if(EXISTS "${TFLM_DIR}/tensorflow/lite/micro/kernels/cmsis_nn")
+  set(TFLM_CMSIS_NN ON)
+else()
+  set(TFLM_CMSIS_NN OFF)
+endif()
+if(TFLM_CMSIS_NN AND NOT CMAKE_CROSSCOMPILING)
+  message(FATAL_ERROR "${TFLM_DIR} is a Cortex-M (CMSIS-NN) tree; configure with "
+    "-DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake (the default for such a tree) or use a host tree")
+endif()
+
+set(TFLM_INCLUDE_DIRS "${TFLM_DIR}")
+set(_tflm_subdirs
+    third_party/flatbuffers/include third_party/gemmlowp third_party/ruy third_party/kissfft)
+if(TFLM_CMSIS_NN)
+  list(APPEND _tflm_subdirs
+      third_party/cmsis third_party/cmsis_nn third_party/cmsis_nn/Include
+      third_party/cmsis/CMSIS/Core/Include
+      third_party/cmsis/Cortex_DFP/Device/${TINYNAS_DEVICE}/Include)
+endif()
+foreach(sub ${_tflm_subdirs})
+  if(EXISTS "${TFLM_DIR}/${sub}")
+    list(APPEND TFLM_INCLUDE_DIRS "${TFLM_DIR}/${sub}")
+  endif()
+endforeach()
+
+# TF_LITE_STATIC_MEMORY changes TfLiteTensor's layout: library and app must agree.
+set(TFLM_DEFINITIONS TF_LITE_STATIC_MEMORY TF_LITE_DISABLE_X86_NEON)
+if(TFLM_CMSIS_NN)
+  if(NOT EXISTS "${TFLM_DIR}/third_party/cmsis/Cortex_DFP/Device/${TINYNAS_DEVICE}/Include/${TINYNAS_DEVICE}.h")
+    message(FATAL_ERROR "${TFLM_DIR} lacks the CMSIS device header ${TINYNAS_DEVICE}.h "
+      "(third_party/cmsis/Cortex_DFP/Device/${TINYNAS_DEVICE}/Include); TFLM's micro_time.cc needs it. "
+      "Copy Device/${TINYNAS_DEVICE}/Include from ARM-software/Cortex_DFP there.")
+  endif()
+  list(APPEND TFLM_DEFINITIONS CMSIS_NN ARM_NN_ENABLE_F16=0 ARM_NN_ENABLE_F32=0 TF_LITE_MCU_DEBUG_LOG
+       ${TINYNAS_CORE_DEFINES} "CMSIS_DEVICE_ARM_CORTEX_M_XX_HEADER_FILE=\"${TINYNAS_DEVICE}.h\"")
+else()
+  list(APPEND TFLM_DEFINITIONS TF_LITE_USE_CTIME)  # the host timer uses clock()
+endif()
+
+# TFLM is built without exceptions, RTTI or thread-safe statics; its headers assume it.
+set(TFLM_COMPILE_OPTIONS
+    $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions -fno-threadsafe-statics>
+    -ffunction-sections -fdata-sections)
+if(TFLM_CMSIS_NN)
+  list(APPEND TFLM_COMPILE_OPTIONS -funsigned-char)
+endif()
+if(NOT CMAKE_BUILD_TYPE)
+  list(APPEND TFLM_COMPILE_OPTIONS -O2)  # TFLM's own Makefile default
+endif()
+
+if(TFLM_LIBRARY)
+  add_library(tflm STATIC IMPORTED)
+  set_target_properties(tflm PROPERTIES IMPORTED_LOCATION "${TFLM_LIBRARY}")
+  target_include_directories(tflm INTERFACE ${TFLM_INCLUDE_DIRS})
+  target_compile_definitions(tflm INTERFACE ${TFLM_DEFINITIONS})
+  target_compile_options(tflm INTERFACE ${TFLM_COMPILE_OPTIONS})
+else()
+  file(GLOB_RECURSE TFLM_SOURCES CONFIGURE_DEPENDS
+    "${TFLM_DIR}/tensorflow/*.cc" "${TFLM_DIR}/tensorflow/*.c"
+    "${TFLM_DIR}/third_party/*.cc" "${TFLM_DIR}/third_party/*.c")
+  if(TFLM_SIGNAL)
+    file(GLOB_RECURSE _tflm_signal CONFIGURE_DEPENDS "${TFLM_DIR}/signal/*.cc" "${TFLM_DIR}/signal/*.c")
+    list(APPEND TFLM_SOURCES ${_tflm_signal})
+  endif()
+  list(FILTER TFLM_SOURCES EXCLUDE REGEX "_test\\.cc$")
+  add_library(tflm STATIC ${TFLM_SOURCES})
+  target_include_directories(tflm PUBLIC ${TFLM_INCLUDE_DIRS})
+  target_compile_definitions(tflm PUBLIC ${TFLM_DEFINITIONS})
+  target_compile_options(tflm PUBLIC ${TFLM_COMPILE_OPTIONS})
+  set_target_properties(tflm PROPERTIES OUTPUT_NAME tflm C_STANDARD 17 CXX_STANDARD 17)
+endif()
+
+if(NOT TFLM_CMSIS_NN)
+  target_link_libraries(tflm INTERFACE m)
+endif()
