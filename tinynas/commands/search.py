@@ -16,9 +16,8 @@ import sys
 from ..boards import add_board_argument
 from ..distributed import setup, teardown
 from ..errors import UserError
-from ..search import run_search
+from ..search import STRATEGIES, run_search
 
-STRATEGY_CHOICES = ["evolution", "random", "aging", "rl", "grid"]
 DEFAULT_CANDIDATES = 300
 
 
@@ -28,7 +27,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     add_board_argument(p)
     p.add_argument("--out", required=True, help="output directory (search.json, best_arch.json, pareto.png)")
     p.add_argument("--latency-ms", type=float, default=None, help="latency limit in ms (cost model)")
-    p.add_argument("--strategy", default="evolution", choices=STRATEGY_CHOICES,
+    p.add_argument("--strategy", default="evolution", choices=list(STRATEGIES),
                    help="search strategy (default: %(default)s)")
     p.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, metavar="N",
                    help="candidates truly evaluated (default: %(default)s)")

@@ -13,7 +13,6 @@ tinynas.pipeline.config for when epochs and candidates rule instead.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..data.sources import resolve_spec
 from ..distributed import DistContext, rank_and_world, teardown
 from ..errors import UserError
 from ..paths import check_input_file, check_output_dir
+from ..search import STRATEGIES
 from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
@@ -47,7 +47,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--seed", type=int, help="seed of the split, sampling and training (default: 0)")
     p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
     p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
-    p.add_argument("--strategy", choices=["evolution", "random", "aging", "rl", "grid"], help="search strategy")
+    p.add_argument("--strategy", choices=list(STRATEGIES), help="search strategy")
     p.add_argument("--block", choices=list(SPACE_BLOCK_TYPES),
                    help="block type of the search space: res (default; dense 3x3 convs, fastest to train on a "
                         "CPU), fused (fused-MBConv) or mb (MBConv, fewest MACs per parameter)")
