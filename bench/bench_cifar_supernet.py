@@ -111,7 +111,7 @@ def search_stage(args, sn_dir: Path, bundle, work: Path) -> dict:
 def export_stage(args, arch, model_dir: Path, bundle, meta, out: Path) -> dict:
     import torch
 
-    from tinynas.deploy import export_subnet
+    from tinynas.deploy.pipeline import export_subnet
 
     sd = torch.load(model_dir / "model.pt", weights_only=True)
     r = export_subnet(arch, sd, bundle, out, io="int8", target="cmake", force=True, progress=False,

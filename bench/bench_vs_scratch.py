@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from tinynas.data.meta import load_from_meta
-from tinynas.deploy import export_subnet
+from tinynas.deploy.pipeline import export_subnet
 from tinynas.space.arch import load_arch
 from tinynas.train.finetune import train_arch
 

@@ -147,7 +147,7 @@ def test_onnx_file_matches_torch(cli_export, finetune_dir: Path, digits) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("io", ["uint8", "float32"])
 def test_io_variants(io: str, finetune_dir: Path, digits, tmp_path: Path) -> None:
-    from tinynas.deploy import export_subnet
+    from tinynas.deploy.pipeline import export_subnet
     from tinynas.tflite_reader import read_tflite
 
     arch, sd = _load(finetune_dir)
@@ -253,7 +253,7 @@ def test_bad_inputs_exit_2_nothing_written(finetune_dir: Path, tmp_path: Path, c
 def test_late_failure_leaves_nothing(finetune_dir: Path, digits, tmp_path: Path, monkeypatch) -> None:
     """An op TFLM lacks, found after conversion, is named, and the staged folder goes away."""
     import tinynas.deploy.pipeline as pipeline
-    from tinynas.deploy import export_subnet
+    from tinynas.deploy.pipeline import export_subnet
 
     real = pipeline.parse_tflite
 

@@ -101,3 +101,23 @@ def staged_dir(final: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def locked(folder: Path, key: str) -> Iterator[None]:
+    """Hold an exclusive lock on folder/<key>.lock, where the OS offers one.
+
+    Parallel workers filling one cache entry (a decoded data set, a TFLM library)
+    then do the work once; the others wait and find it done.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent writers still end with one whole entry
+        yield
+        return
+    with open(folder / f"{key}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -34,6 +34,14 @@ def targets_dir() -> Path:
     return data_root() / "targets"
 
 
+def user_cache_dir() -> Path:
+    """$TINYNAS_CACHE, else $XDG_CACHE_HOME/tinynas, else ~/.cache/tinynas (decoded data, TFLM builds)."""
+    if os.environ.get("TINYNAS_CACHE"):
+        return Path(os.environ["TINYNAS_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "tinynas"
+
+
 def shared_dir() -> Path:
     """../shared beside the checkout: third-party models and data for tests and benchmarks."""
     env = os.environ.get("TINYNAS_SHARED")

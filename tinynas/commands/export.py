@@ -15,7 +15,7 @@ The library half lives in `tinynas.deploy.project`:
    replaces --out only when everything succeeded.
 
 An architecture JSON (+ PyTorch weights + data) takes a longer road through
-`tinynas.deploy.export_subnet` (convert to int8, ONNX, verify in TFLM and
+`tinynas.deploy.pipeline.export_subnet` (convert to int8, ONNX, verify in TFLM and
 LiteRT) and joins stages 2 and 3 with the TFLite it made; `run_arch` is that
 road's CLI end.
 """

@@ -30,15 +30,14 @@ import warnings
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..atomic import write_json
+from ..atomic import locked, write_json
 from ..errors import UserError
+from ..paths import user_cache_dir
 from .sources import Decoded, Listing, Member, list_image_folder
 
 DECODER_VERSION = 1  # bump when decoding changes, so stale cache entries are ignored
@@ -50,10 +49,7 @@ THREADS_FROM_PIXELS = 128 * 128  # images at least this large are decoded on a t
 
 def default_cache_dir() -> Path:
     """$TINYNAS_CACHE/data, else $XDG_CACHE_HOME/tinynas/data, else ~/.cache/tinynas/data."""
-    if os.environ.get("TINYNAS_CACHE"):
-        return Path(os.environ["TINYNAS_CACHE"]).expanduser() / "data"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "tinynas" / "data"
+    return user_cache_dir() / "data"
 
 
 # -------------------------------------------------------------- cache keys
@@ -292,22 +288,6 @@ def _read_entry(folder: Path, key: str) -> Decoded | None:
     return Decoded(x, y.astype(np.int64), meta["class_names"], meta["kind"], meta["info"])
 
 
-@contextmanager
-def _locked(folder: Path, key: str) -> Iterator[None]:
-    """Hold an exclusive lock on the entry while decoding, where the OS offers one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: concurrent writers still end with one whole entry
-        yield
-        return
-    with open(folder / f"{key}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _usable(folder: Path) -> bool:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -339,7 +319,7 @@ def load_image_folder(
     d = _read_entry(folder, key)
     hit = d is not None
     if not hit:
-        with _locked(folder, key):
+        with locked(folder, key):
             d = _read_entry(folder, key)  # another process may have written it meanwhile
             hit = d is not None
             if not hit:

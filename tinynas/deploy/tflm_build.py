@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.cache import _locked, default_cache_dir
+from ..atomic import locked
 from ..errors import UserError
+from ..paths import user_cache_dir
 
 # Files of a generated project that decide how TFLM is compiled.
 LIBRARY_INPUTS = ("cmake/tflm.cmake", "cmake/arm-none-eabi.cmake", "cmake/core.cmake")
@@ -33,7 +34,7 @@ LIBRARY_NAME = "libtflm.a"
 
 def cache_root() -> Path:
     """$TINYNAS_CACHE/tflm, else $XDG_CACHE_HOME/tinynas/tflm, else ~/.cache/tinynas/tflm."""
-    return default_cache_dir().parent / "tflm"
+    return user_cache_dir() / "tflm"
 
 
 def is_cortex_m_tree(tree: Path) -> bool:
@@ -46,7 +47,7 @@ def extract_tree(archive: Path) -> Path:
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
     dest = cache_root() / "trees" / digest
     (cache_root() / "trees").mkdir(parents=True, exist_ok=True)
-    with _locked(cache_root() / "trees", digest):  # parallel test workers unpack once
+    with locked(cache_root() / "trees", digest):  # parallel test workers unpack once
         if not dest.is_dir():
             tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{digest}."))
             try:
@@ -104,7 +105,7 @@ def build_library(project: Path, tree: Path, jobs: int = 2) -> Path:
     lib_dir = cache_root() / "lib" / key
     lib = lib_dir / LIBRARY_NAME
     (cache_root() / "lib").mkdir(parents=True, exist_ok=True)
-    with _locked(cache_root() / "lib", key):  # parallel test workers build once
+    with locked(cache_root() / "lib", key):  # parallel test workers build once
         if lib.is_file():
             return lib
         # The whole project, configured with only -DTFLM_DIR and built with plain make, as a

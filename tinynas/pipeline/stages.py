@@ -31,7 +31,7 @@ import numpy as np
 
 from ..atomic import write_json, write_text
 from ..data.resize_loss import resize_loss
-from ..deploy import export_subnet
+from ..deploy.pipeline import export_subnet
 from ..latency import lut_for_board
 from ..deploy.footprint import predict_if_calibrated
 from ..profile import format_report, plot_memory, profile_graph
