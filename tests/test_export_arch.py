@@ -104,7 +104,9 @@ def test_export_from_finetune_dir(cli_export) -> None:
     assert rep["accuracy_float"] > 0.3 and abs(rep["accuracy_drop_pts"]) <= 10
     assert rep["tflm_litert_identical_fraction"] >= 0.9 and rep["max_lsb_diff"] <= 1
     assert abs(rep["arena_estimate_error_pct"]) <= 2.0
-    assert rep["arena_bytes_firmware"] >= rep["arena_bytes_measured"] + rep["cmsis_scratch_bytes"]
+    # The board's figure covers the planner's 32-bit plan (+ scratch); a 64-bit host build its measurement.
+    assert rep["arena_bytes_firmware_host"] >= rep["arena_bytes_measured"]
+    assert rep["arena_bytes_firmware"] >= rep["arena_bytes_measured"] * 0.9 and rep["arena_bytes_firmware"] % 16 == 0
     assert rep["data"]["load"] == {"image_size": RES}  # the sibling data.json was used
     assert rep["model_bytes"] == (out / "model.tflite").stat().st_size
     for f in rep["files"]:
@@ -112,7 +114,8 @@ def test_export_from_finetune_dir(cli_export) -> None:
     for f in ("model/digits_net_model_data.cc", "model/digits_net_op_resolver.h", "CMakeLists.txt", "main.cc"):
         assert f in rep["files"]
     settings = (out / "model/digits_net_model_settings.h").read_text()
-    assert f"constexpr int kArenaBytes = {rep['arena_bytes_firmware']};" in settings
+    assert f"constexpr int kArenaBytesDevice = {rep['arena_bytes_firmware']};" in settings
+    assert f"constexpr int kArenaBytesHost = {rep['arena_bytes_firmware_host']};" in settings
     assert '"0",' in settings and "kNumLabels = 10" in settings  # digits' class names
 
 
@@ -183,8 +186,9 @@ def test_check_ops() -> None:
         check_ops(_graph(["CONV_2D", "REDUCE_PROD"]), "int8")
     with pytest.raises(UserError, match="TRANSPOSE"):
         check_ops(_graph(["TRANSPOSE", "CONV_2D"]), "int8")
-    with pytest.raises(UserError, match="QUANTIZE at the model's ends with --io int8"):
+    with pytest.raises(UserError, match="QUANTIZE at the model's ends with io int8") as e:
         check_ops(_graph(["QUANTIZE", "CONV_2D"]), "int8")
+    assert "with --io int8" in e.value.for_cli()  # the library names its parameter, the CLI its flag
     with pytest.raises(UserError, match=r"DEQUANTIZE mid-graph \(op 1\)"):
         check_ops(_graph(["QUANTIZE", "DEQUANTIZE", "CONV_2D"]), "float32")
 

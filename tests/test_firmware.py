@@ -122,7 +122,7 @@ def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, 
                "esp-idf": "components/hello_world_model/", "none": ""}[target]
     suffix = ".cpp" if target == "arduino" else ".cc"
     for name in ("hello_world_model_data.h", f"hello_world_model_data{suffix}",
-                 "hello_world_op_resolver.h", "hello_world_model_settings.h"):
+                 "hello_world_op_resolver.h", "hello_world_model_settings.h", "hello_world_model_io.h"):
         assert gen_dir + name in files, (target, sorted(files))
     for rel, text in files.items():
         assert "{{" not in text and "}}" not in rel, (target, rel)
@@ -135,15 +135,20 @@ def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, 
     if main:
         text = files[main]
         for needle in ("HelloWorldOpResolver", "hello_world_register_ops", "MicroInterpreter",
-                       "AllocateTensors", "Invoke", "arena_used_bytes", "kInputScale", "kOutputZeroPoint"):
+                       "AllocateTensors", "Invoke", "arena_used_bytes", "SetDemoInput", "SetInputRaw",
+                       "OutputValue", "LabelOf"):
             assert needle in text, (target, needle)
+        for copied in ("quantize", "set_input(", "get_output(", "label_of("):  # the io header's, not a copy
+            assert copied not in text, (target, copied)
+    io = files[gen_dir + "hello_world_model_io.h"]
+    assert "kInputScale" in io and "kOutputZeroPoint" in io
     if target == "zephyr":
         assert "CONFIG_TENSORFLOW_LITE_MICRO=y" in files["prj.conf"]
     if target == "esp-idf":
         assert "espressif/esp-tflite-micro" in files["components/hello_world_model/idf_component.yml"]
         assert "idf_component_register" in files["components/hello_world_model/CMakeLists.txt"]
     if target == "arduino":
-        assert "depends=Chirale_TensorFlowLite" in files["library.properties"]
+        assert "depends=Chirale_TensorFLowLite" in files["library.properties"]  # registered spelling
     if target in ("cmake", "qemu"):  # the default board's exact core flags
         assert '"-mcpu=cortex-m7 -mthumb -mfpu=fpv5-sp-d16 -mfloat-abi=hard"' in files["cmake/core.cmake"]
         assert "-fno-rtti -fno-exceptions -fno-threadsafe-statics" in files["cmake/tflm.cmake"]
@@ -154,8 +159,11 @@ def test_export_writes_complete_project(exported: dict[str, Path], hello: Path, 
 
 def test_export_measured_arena_is_explained(exported: dict[str, Path]) -> None:
     settings = (exported["cmake"] / "model" / "hello_world_model_settings.h").read_text()
-    assert "How the arena was obtained" in settings and "measured" in settings
-    arena = int(settings.split("constexpr int kArenaBytes = ")[1].split(";")[0])
+    assert "How the arena was obtained" in settings and "measurement" in settings
+    # A 64-bit host build allocates the host figure; the 32-bit board its own, smaller plan.
+    arena = int(settings.split("constexpr int kArenaBytesHost = ")[1].split(";")[0])
+    device = int(settings.split("constexpr int kArenaBytesDevice = ")[1].split(";")[0])
+    assert device < arena and device % 16 == 0
     # Bisection may land a few bytes either side of the README figure; then the 256 B
     # margin floor and rounding up to 16.
     assert HELLO_MIN_ARENA - 16 + 256 <= arena <= HELLO_MIN_ARENA + 16 + 256 + 16 and arena % 16 == 0
@@ -260,17 +268,31 @@ struct Model { uint32_t version() const { return 3; } };
 inline const Model* GetModel(const void* p) { return static_cast<const Model*>(p); }
 }
 """,
+    "tensorflow/lite/micro/micro_profiler_interface.h": """
+#pragma once
+#include <cstdint>
+namespace tflite {
+class MicroProfilerInterface {
+ public:
+  virtual ~MicroProfilerInterface() {}
+  virtual uint32_t BeginEvent(const char* tag) = 0;
+  virtual void EndEvent(uint32_t event_handle) = 0;
+};
+}
+""",
     "tensorflow/lite/micro/micro_interpreter.h": """
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 namespace tflite {
 class MicroInterpreter {
  public:
-  MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t) {}
+  MicroInterpreter(const Model*, const MicroOpResolver&, uint8_t*, size_t, void* = nullptr,
+                   MicroProfilerInterface* = nullptr) {}
   TfLiteStatus AllocateTensors() { return kTfLiteOk; }
   TfLiteStatus Invoke() { return kTfLiteOk; }
   TfLiteTensor* input(size_t) { return &t_; }
@@ -306,6 +328,7 @@ struct SerialStub {
 };
 extern SerialStub Serial;
 unsigned long millis();
+unsigned long micros();
 void delay(unsigned long);
 """,
 }
@@ -333,6 +356,7 @@ def test_template_mains_compile_against_api_stubs(exported: dict[str, Path], hel
         cgen.model_settings_header("hello_world", read_tflite(hello), 2208, labels=["sine"]))
     units.append((exported["cmake"] / "main.cc", labelled, []))
     units.append((exported["cmake"] / "main.cc", labelled, ["-DTINYNAS_SELFTEST"]))
+    units.append((exported["cmake"] / "main.cc", labelled, ["-DTINYNAS_SELFTEST", "-DTINYNAS_OP_PROFILE"]))
     for src, inc, extra in units:
         r = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
                             "-I", str(stubs), "-I", str(inc), *extra, str(src)],
@@ -353,9 +377,34 @@ def test_readme_documents_templates() -> None:
 
 def test_arena_adds_planner_scratch_when_available(hello: Path, monkeypatch) -> None:
     from tinynas.deploy import project as export
+    from tinynas.planner import plan_arena as planner_arena
 
-    monkeypatch.setattr(export, "cmsis_scratch_bytes", lambda graph: 1000)
+    model = export.load_model_input(hello)
+    monkeypatch.setattr(export, "board_scratch_bytes", lambda graph, board: 1000)
+    # A measurement the planner does not match (a loosely modelled op): the host figure is the base.
     monkeypatch.setattr(export, "measure_arena_bytes", lambda data, graph: (10_000, "test"))
-    plan = export.plan_arena(export.load_model_input(hello), margin_fraction=0.1)
+    plan = export.plan_arena(model, margin_fraction=0.1)
     assert (plan.measured_bytes, plan.scratch_bytes, plan.firmware_bytes) == (10_000, 1000, 12_112)
-    assert "planner estimate" in plan.note() and "12,112 B" in plan.note()
+    assert "measured in TFLM" in plan.note() and "12,112 B" in plan.note()
+    # A measurement the planner matches: the board's own 32-bit plan is the base, the host keeps its own.
+    x86 = planner_arena(model.graph, pointer_bytes=8, kernels="reference").arena_bytes
+    bare = planner_arena(model.graph, pointer_bytes=4, kernels="reference").arena_bytes
+    monkeypatch.setattr(export, "measure_arena_bytes", lambda data, graph: (x86, "test"))
+    plan = export.plan_arena(model, margin_fraction=0.0)
+    assert (plan.measured_bytes, plan.firmware_bytes) == (bare, -(-(bare + 1000) // 16) * 16)
+    assert plan.host_bytes == -(-x86 // 16) * 16 and "planned for the board" in plan.note()
+
+
+def test_profile_sram_is_the_firmware_arena_plus_reserve(hello: Path) -> None:
+    """One SRAM figure: `tinynas profile` reports what `tinynas export` compiles, plus the reserve."""
+    from tinynas.boards import load_board
+    from tinynas.deploy import project as export
+    from tinynas.profile import format_report, profile_model
+
+    for board_id in ("stm32f746g-disco", "arduino-nano-33-ble-sense"):
+        board = load_board(board_id)
+        prof = profile_model(hello, board)
+        plan = export.plan_arena(export.load_model_input(hello), board=board)
+        assert prof["arena_bytes_firmware"] == plan.firmware_bytes
+        assert prof["sram_bytes"] == plan.firmware_bytes + board.sram_reserved_bytes
+        assert f"SRAM        {prof['sram_bytes']:,} B = firmware arena {plan.firmware_bytes:,}" in format_report(prof)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tinynas.boards import load_board
-from tinynas.deploy.project import MEASURED_HOW, from_tflite, model_op_types, plan_arena, write_project
+from tinynas.deploy.project import MEASURED_HOW, FirmwareArena, from_tflite, model_op_types, plan_arena, write_project
 from tinynas.deploy import selftest, tflm_build
 from tinynas.deploy.cores import qemu_machine
 
@@ -85,7 +85,7 @@ def _model_path(name: str, model_paths: dict[str, Path], request) -> Path:
     return request.getfixturevalue("run_model") if name == "run_export" else model_paths[name]
 
 
-def _generate(path: Path, target: str, board: str, out: Path) -> tuple[Path, int]:
+def _generate(path: Path, target: str, board: str, out: Path) -> tuple[Path, FirmwareArena]:
     """Export `path` for `target`/`board` as `tinynas export` does; (project, firmware arena)."""
     model = from_tflite(path)
     name = path.stem
@@ -94,7 +94,7 @@ def _generate(path: Path, target: str, board: str, out: Path) -> tuple[Path, int
     else:
         arena = plan_arena(model)
     write_project(model, target, out, name, None, arena, model_op_types(model), board)
-    return out, arena.firmware_bytes
+    return out, arena
 
 
 def _report(capsys, line: str) -> None:
@@ -111,7 +111,8 @@ def test_host_build_matches_python_tflm(name: str, host_tree: Path, model_paths,
     built = tflm_build.build_project(project, host_tree, tmp_path / "build")
     run = selftest.parse_selftest(tflm_build.run_host(built.executable))
     assert run.done, "the host build did not finish its self-test"
-    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(), arena))
+    host_arena = arena.host_bytes or arena.firmware_bytes  # a 64-bit build allocates kArenaBytesHost
+    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(), host_arena))
     _report(capsys, f"{name}: host identical {same}/{total} (max diff {worst} LSB), "
                     f"Invoke() {run.ticks['random']} us")
     assert same == total
@@ -129,12 +130,14 @@ def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_p
 
     path = _model_path(name, model_paths, request)
     board = load_board(CORTEX_BOARDS[core])
-    project, arena = _generate(path, "qemu", board.id, tmp_path / "p")
+    project, fw = _generate(path, "qemu", board.id, tmp_path / "p")
+    arena = fw.firmware_bytes  # the 32-bit image allocates the board's figure: the planner's plan, run for real
     built = tflm_build.build_project(project, cm_tree, tmp_path / "build")
     size = tflm_build.image_size(built.executable)
     run = selftest.parse_selftest(tflm_build.run_qemu(built.executable, qemu_machine(board).name))
     assert run.done, "the image did not finish its self-test under QEMU"
-    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(), arena))
+    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(path.read_bytes(),
+                                                                                  fw.host_bytes or arena))
     graph = from_tflite(path).graph
     pred = footprint.predict(graph, board, arena)  # with the arena the project compiles
     est = footprint.predict(graph, board)  # as profile would: arena from the planner's estimate
@@ -147,9 +150,22 @@ def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_p
         f"({_err(pred.flash, size.flash)}), SRAM {pred.sram:,} ({_err(pred.sram, size.sram)}), "
         f"SRAM {est.sram:,} ({_err(est.sram, size.sram)}) from the planner's arena"))
     assert worst <= 1, "CMSIS-NN outputs differ from the reference kernels by more than 1 LSB"
+    # The 32-bit TFLM's own count of the arena it used, against the planner's device figure
+    # (which kArenaBytes is built from wherever the planner matches the host measurement).
+    device = plan_arena_bytes(graph, board)
+    _report(capsys, f"{name} {core}: arena used on the target {run.arena_used:,} B, planner's device figure "
+                    f"{device:,} B ({_err(device, run.arena_used)}), kArenaBytes {arena:,} B")
+    assert run.arena_used is not None and run.arena_used <= arena
     assert abs(pred.flash - size.flash) <= 0.05 * size.flash
     assert abs(pred.sram - size.sram) <= 0.02 * size.sram
     assert abs(est.sram - size.sram) <= 0.02 * size.sram
+
+
+def plan_arena_bytes(graph, board) -> int:
+    from tinynas.planner import plan_arena as planner_arena
+
+    return planner_arena(graph, pointer_bytes=board.pointer_bytes, kernels=board.kernels, core=board.core,
+                         dsp=board.dsp).arena_bytes
 
 
 def _err(pred: int, real: int) -> str:
@@ -164,12 +180,13 @@ def test_export_qemu_builds_and_runs(cm_tree: Path, model_paths, tmp_path: Path,
     _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     r = subprocess.run([sys.executable, "-m", "tinynas.cli", "export", str(model_paths["kws_ref_model"]),
                         "--target", "qemu", "--board", "stm32f746g-disco", "--tflm-dir", str(cm_tree),
-                        "--arena-bytes", "40000", "--out", str(tmp_path / "q")],
+                        "--arena-bytes", "40000", "--out", str(tmp_path / "q"), "--op-counts"],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "mps2-an500 (cortex-m7)" in r.stdout and "Invoke()" in r.stdout
     # smoke.sh's pattern input gives -128 -128 -128 -120 ... 120 (../shared/tflm/README.md)
     assert "pattern  Invoke()" in r.stdout and "808080888080808080808078" in r.stdout, r.stdout
+    assert "instructions per operator" in r.stdout and "CONV_2D" in r.stdout, r.stdout
     _report(capsys, "export --target qemu:\n" + r.stdout)
 
 
@@ -229,3 +246,22 @@ def test_selftest_random_bytes_are_xorshift32() -> None:
     state = [selftest.SEED]
     assert list(selftest.input_bytes("random", 3, state)) + list(selftest.input_bytes("random", 2, state)) == want
     assert list(selftest.input_bytes("pattern", 3, state)) == [11, 48, 85]
+
+
+def test_emulated_op_counts_repeat_exactly(cm_tree: Path, model_paths, tmp_path: Path, capsys) -> None:
+    """Per-op instruction counts of the real CMSIS-NN kernels under QEMU: the same image counts the same."""
+    _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    from tinynas.deploy.emulate import build_profiled, count
+
+    board = load_board(CORTEX_BOARDS["m7"])
+    path = model_paths["kws_ref_model"]
+    elf = build_profiled(path.read_bytes(), board, cm_tree, tmp_path, name="kws", arena_bytes=40_000)
+    a, b = count(elf, board), count(elf, board)
+    assert a == b  # every op's count, every input kind, twice
+    n_ops = len(from_tflite(path).graph.ops)
+    for kind, ops in a.ops.items():
+        assert len(ops) == n_ops and all(o.instructions > 0 for o in ops)
+        # the profiler's own calls sit between the ops: a little over the ops' sum, never under
+        assert a.total_ops(kind) <= a.invoke_instructions[kind] <= 1.05 * a.total_ops(kind)
+    _report(capsys, "emulated kws_ref_model on cortex-m7: " + ", ".join(
+        f"{o.op} {o.instructions:,}" for o in a.ops["random"]) + f"; Invoke() {a.invoke_instructions['random']:,}")

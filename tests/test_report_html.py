@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from tinynas.boards import load_board
+from tinynas.cgen import firmware_sram
 from tinynas.pipeline.config import build_config
 from tinynas.pipeline.report import BUDGET_COLOURS, budget_figure, pareto_figure, write_report
 from tinynas.plotstyle import FIG_DPI, FIG_WIDTH_IN
@@ -40,7 +41,9 @@ def _profile(board, n_ops: int = 12) -> dict:
             "macs": 3_000_000, "arena_bytes_measured": 20_000, "arena_bytes_estimated": 19_900,
             "arena_bytes_device": 18_560, "cmsis_scratch_bytes": 0, "kernel_scratch_max_bytes": 0,
             "kernels": board.kernels, "flash_bytes": 120_000 + board.flash_reserved_bytes,
-            "sram_bytes": 18_560 + board.sram_reserved_bytes, "flash_reserved_bytes": board.flash_reserved_bytes,
+            "arena_bytes_firmware": 19_488, "sram_breakdown": firmware_sram(
+                18_560, 0, board.sram_reserved_bytes, "planned for the board (32-bit) by tinynas.planner"),
+            "sram_bytes": 19_488 + board.sram_reserved_bytes, "flash_reserved_bytes": board.flash_reserved_bytes,
             "sram_reserved_bytes": board.sram_reserved_bytes, "board_sram_bytes": board.sram_bytes,
             "board_flash_bytes": board.flash_bytes, "latency_ms": 6.0, "fits": True, "violations": [],
             "unsupported_ops": [], "ops": _ops(n_ops)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -74,7 +75,12 @@ def test_run_end_to_end_then_skip_and_rerun_downstream(tmp_path):
     assert s["fits"] is True and s["board"] == "stm32f746g-disco"
     assert 0 <= s["accuracy_int8"] <= 1 and 0 <= s["accuracy_float"] <= 1
     prof = json.loads((out / "profile" / "profile.json").read_text())
-    assert s["arena_bytes"] == prof["arena_bytes_device"] and s["flash_bytes"] == prof["flash_bytes"]
+    assert s["arena_bytes"] == prof["arena_bytes_firmware"] and s["flash_bytes"] == prof["flash_bytes"]
+    # One SRAM figure: what the firmware compiles (kArenaBytes) + the board's reserve, everywhere.
+    header = next((out / "export" / "model").glob("*_model_settings.h")).read_text()
+    k_arena = int(re.search(r"constexpr int kArenaBytes(?:Device)? = (\d+);", header).group(1))
+    assert s["sram_bytes"] == prof["sram_bytes"] == k_arena + prof["sram_reserved_bytes"]
+    assert f"{s['sram_bytes']:,} B" in (out / "report.md").read_text()
     assert s["macs"] == prof["macs"]
     assert abs(prof["arena_bytes_estimated"] - prof["arena_bytes_measured"]) <= 0.02 * prof["arena_bytes_measured"]
     search = json.loads((out / "search" / "search.json").read_text())

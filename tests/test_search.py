@@ -86,7 +86,7 @@ def test_infeasible_board_is_a_quick_one_line_error(task, strategy):
 
 def test_latency_limit_error_names_latency(task):
     spec, cm, acc = task
-    with pytest.raises(UserError, match="latency needs at least .* ms .*--latency-ms 1"):
+    with pytest.raises(UserError, match="latency needs at least .* ms .*latency_ms 1"):
         search(spec, cm, acc, budget=10, latency_ms=1.0)
 
 
@@ -98,18 +98,34 @@ def test_macs_limit_keeps_every_candidate_trainable(task, strategy):
     r = search(spec, cm, SyntheticAccuracy(spec, 0), strategy=strategy, budget=30, seed=2, max_macs=cap)
     assert r["history"] and all(h["macs"] <= cap for h in r["history"])
     assert r["limits"]["macs"] == cap
-    with pytest.raises(UserError, match=r"compute needs at least .* M MACs \(the time budget trains .*--time"):
+    with pytest.raises(UserError, match=r"compute needs at least .* M MACs \(the time budget trains .*more time$"):
         search(spec, cm, SyntheticAccuracy(spec), budget=5, max_macs=1.0)
 
 
 def test_search_macs_limit_follows_the_space_cap():
     from tinynas.pipeline.stages import search_macs_limit
 
-    row = {"width_mult": 0.5, "resolution": [32, 32], "macs_p50": 20e6}
+    row = {"width_mult": 0.5, "resolution": [32, 32], "macs_p10": 10e6, "macs_p50": 20e6, "macs_mean": 20e6}
     space = {"chosen": {"width_mult": 0.5, "resolution": [32, 32]}, "table": [row]}
     assert search_macs_limit(space) is None  # counts, not a clock
     assert search_macs_limit({**space, "train_cost": {"max_macs": 30e6}}) == 30e6
-    assert search_macs_limit({**space, "train_cost": {"max_macs": 5e6}}) == 20e6  # half the space stays
+    assert search_macs_limit({**space, "train_cost": {"max_macs": 5e6}}) == 10e6  # part of the space stays
+
+
+def test_search_macs_limit_uses_the_supernets_measured_speed():
+    """A probe that saw twice the true speed must not let twice-too-big winners through."""
+    from tinynas.pipeline.stages import search_macs_limit
+    from tinynas.train.probe import TrainCost
+
+    row = {"width_mult": 0.5, "resolution": [32, 32], "macs_p10": 1e6, "macs_p50": 20e6, "macs_mean": 20e6}
+    probe = TrainCost(intercept_s=1e-3, per_mac_s=1e-10, points=(), probe_s=1.0)  # 3 ms per image at 20 M MACs
+    space = {"chosen": {"width_mult": 0.5, "resolution": [32, 32]}, "table": [row],
+             "train_cost": {"max_macs": 30e6, "min_epochs": 2.0, **probe.to_json()}}
+    true = probe.rescaled(20e6, 1 / 6e-3)  # the supernet trained at 6 ms per image: twice the probe's
+    limit = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000)
+    assert abs(1 / true.images_per_s(limit) - 600.0 / (2.0 * 40_000)) < 1e-9  # 2 epochs fit, exactly
+    assert limit < probe.max_trainable_macs(600.0, 40_000, 2.0) / 1.5
+    assert search_macs_limit(space, None, 600.0, 40_000) == 30e6  # nothing measured: the space cap
 
 
 def test_tight_board_falls_back_to_the_smallest_without_hanging(task):
@@ -128,8 +144,9 @@ def test_bad_arguments(task):
                     ({"predictor": "mlp", "strategy": "rl"}, "--predictor"),
                     ({"latency_weight": -0.07}, "needs --latency-ms"),
                     ({"latency_weight": 0.5, "latency_ms": 500.0}, "must be <= 0")]:
-        with pytest.raises(UserError, match=pat):
+        with pytest.raises(UserError) as e:
             search(spec, cm, acc, **kw)
+        assert pat in e.value.for_cli()  # as the command line shows it
 
 
 def test_mnasnet_soft_latency_fitness(task):
@@ -244,3 +261,16 @@ def test_cli_missing_supernet_is_one_line(tmp_path, capsys):
     assert main(["search", "--supernet", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(task):
+    """A script calling search() reads `strategy`; the command line's user reads `--strategy`."""
+    spec, cm, _ = task
+    with pytest.raises(UserError) as e:
+        search(spec, cm, SyntheticAccuracy(spec), strategy="annealing", budget=5)
+    assert str(e.value).startswith("strategy annealing: not one of")
+    assert e.value.for_cli().startswith("--strategy annealing: not one of")
+    with pytest.raises(UserError) as e:
+        search(spec, cm, SyntheticAccuracy(spec), budget=5, latency_weight=-0.07)
+    assert "latency_weight needs latency_ms T" in str(e.value)
+    assert "--latency-weight needs --latency-ms T" in e.value.for_cli()

@@ -194,7 +194,7 @@ def test_sandwich_trains_largest_and_smallest_and_distils(npz, tmp_path):
     x, y = next(bundle.iter_batches("train", 8))
     r = step(x, y, np.random.default_rng(0))
     assert len(r.touched) == 3 and torch.isfinite(r.loss)
-    with pytest.raises(UserError, match="paths-per-step >= 2"):
+    with pytest.raises(UserError, match="paths_per_step >= 2"):
         SposStep(sn, spec, bundle, 1, 0.1, sampling="sandwich")
     s = _api_run(npz, tmp_path / "sw", sampling="sandwich", warmup_epochs=0.5)
     assert s["sampling"] == "sandwich" and s["zero_init"] is True and len(s["history"]) == 2

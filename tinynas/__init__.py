@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from . import rundir as rd
 from . import profile as _profile_module  # noqa: F401  (light) loaded before the function below is defined
 from .errors import UserError
 from .version import __version__
@@ -89,8 +90,8 @@ def export(model: PathLike, out: PathLike, *, target: str = "cmake", board: "str
     root = Path(out)
     result: dict[str, Any] = {"out": str(root),
                               "files": sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())}
-    if (root / "export.json").is_file():
-        result["export"] = json.loads((root / "export.json").read_text(encoding="utf-8"))
+    if (root / rd.EXPORT_JSON).is_file():
+        result["export"] = json.loads((root / rd.EXPORT_JSON).read_text(encoding="utf-8"))
     return result
 
 
@@ -120,7 +121,7 @@ def run(*, data: PathLike = "digits", board: "str | PathLike | Board | None" = N
         cfg = build_config(read_toml(args.config) if args.config else None, cli_overrides(args),
                            args.config or "--config")
         out = cfg["run"]["out"]
-    return json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
+    return json.loads(rd.RunDir(Path(out)).summary_json.read_text(encoding="utf-8"))
 
 
 # ------------------------------------------------------------------ helpers: the API goes through the CLI's parser

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from .boards import Board
 from .errors import UserError
 from .flash import tflite_bytes_estimate
 from .latency import lut_for_board
@@ -70,7 +71,7 @@ def mobilenetv2(input_shape: Sequence[int], num_classes: int, width_mult: float 
     return _arch(input_shape, num_classes, (w(32), stem_stride), w(16), stages, width_mult)
 
 
-def fits(arch: Mapping, board: Any) -> tuple[bool, dict[str, Any]]:
+def fits(arch: Mapping, board: Board) -> tuple[bool, dict[str, Any]]:
     """Whether the int8 export of `arch` fits `board`, from the op graph and memory planner.
 
     The same figures `tinynas profile` prints for the exported file (the graph
@@ -82,7 +83,7 @@ def fits(arch: Mapping, board: Any) -> tuple[bool, dict[str, Any]]:
     return bool(prof["fits"]), prof
 
 
-def widest_fitting(build: Callable[[float], dict[str, Any]], board: Any,
+def widest_fitting(build: Callable[[float], dict[str, Any]], board: Board,
                    widths: Sequence[float] = MBV2_WIDTHS) -> tuple[dict[str, Any], float]:
     """The arch at the largest width multiplier that fits the board (widths tried widest first)."""
     for wm in sorted(widths, reverse=True):
@@ -96,7 +97,7 @@ def widest_fitting(build: Callable[[float], dict[str, Any]], board: Any,
 NAMES = ("resnet8", "dscnn", "mobilenetv2")
 
 
-def baseline_arch(name: str, input_shape: Sequence[int], num_classes: int, board: Any) -> dict[str, Any]:
+def baseline_arch(name: str, input_shape: Sequence[int], num_classes: int, board: Board) -> dict[str, Any]:
     """The named baseline for this data shape (MobileNetV2 at the widest width that fits)."""
     if name == "resnet8":
         return resnet8(input_shape, num_classes)

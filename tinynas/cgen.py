@@ -13,6 +13,8 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -248,8 +250,12 @@ def round_up(n: int, multiple: int = 16) -> int:
     return -(-int(n) // multiple) * multiple
 
 
+DEFAULT_MARGIN = 0.05    # the firmware arena's margin over measured + scratch (see arena_for_firmware)
+MIN_MARGIN_BYTES = 256
+
+
 def arena_for_firmware(measured_bytes: int, scratch_bytes: int = 0,
-                       margin_fraction: float = 0.05, min_margin_bytes: int = 256) -> int:
+                       margin_fraction: float = DEFAULT_MARGIN, min_margin_bytes: int = MIN_MARGIN_BYTES) -> int:
     """Arena to compile into firmware: measured + CMSIS-NN scratch + margin, to 16 B.
 
     The measurement comes from the TFLM runtime on the host (reference kernels,
@@ -268,6 +274,51 @@ def arena_for_firmware(measured_bytes: int, scratch_bytes: int = 0,
     base = int(measured_bytes) + int(scratch_bytes)
     margin = max(math.ceil(base * margin_fraction), min_margin_bytes) if margin_fraction > 0 else 0
     return round_up(base + margin, 16)
+
+
+PLANNER_AGREEMENT = 0.01  # the planner is trusted for a model where its x86-64 figure is this close to TFLM's
+
+
+def firmware_arena_base(measured: int | None, planned_x86: int, planned_device: int) -> tuple[int, str]:
+    """The arena part of kArenaBytes (before kernel scratch and margin), and how it was obtained.
+
+    TFLM on the board keeps 4-byte pointers where the host's measurement has 8,
+    so the board's own plan (tinynas.planner, byte-exact for the ops it models)
+    is the right figure wherever the planner is shown right for this model: its
+    x86-64 figure within 1% of TFLM's measurement. Elsewhere (an op the planner
+    models loosely) the larger host measurement is used. Without a measurement
+    (the search) the planner's figure stands, as it does for every model the
+    search space can build.
+    """
+    if measured is None:
+        return int(planned_device), "planned for the board (32-bit) by tinynas.planner"
+    off = abs(int(planned_x86) - int(measured))
+    if off <= PLANNER_AGREEMENT * measured:
+        return int(planned_device), (f"planned for the board (32-bit) by tinynas.planner, whose x86-64 figure is "
+                                     f"within {off:,} B of TFLM's measurement ({int(measured):,} B)")
+    return int(measured), (f"measured in TFLM on x86-64 (tinynas.planner's estimate, {int(planned_x86):,} B, "
+                           "is off by more than 1% for this model)")
+
+
+def firmware_sram(arena_bytes: int, scratch_bytes: int, reserve_bytes: int, arena_how: str) -> dict[str, Any]:
+    """The one SRAM figure a user budgets with, and its parts: kArenaBytes + the board's reserve.
+
+    `arena_bytes` and `arena_how` come from firmware_arena_base, `scratch_bytes`
+    is the board's kernel scratch (planner.board_scratch_bytes): exactly what the
+    export compiles as kArenaBytes, so profile, summary.json, the report, the
+    search and the fit verdict all use the number the firmware allocates.
+    """
+    total = arena_for_firmware(arena_bytes, scratch_bytes)
+    return {"arena_bytes": int(arena_bytes), "arena_how": arena_how, "kernel_scratch_bytes": int(scratch_bytes),
+            "margin_bytes": int(total - arena_bytes - scratch_bytes), "firmware_arena_bytes": int(total),
+            "reserve_bytes": int(reserve_bytes), "total_bytes": int(total + reserve_bytes)}
+
+
+def arena_for_firmware_np(base_bytes: np.ndarray) -> np.ndarray:
+    """arena_for_firmware(b, 0) for an array of arenas (default margin), bit for bit."""
+    b = np.asarray(base_bytes, dtype=np.int64)
+    margin = np.maximum(np.ceil(b * DEFAULT_MARGIN).astype(np.int64), MIN_MARGIN_BYTES)
+    return -(-(b + margin) // 16) * 16
 
 
 def _c_float(x: float) -> str:
@@ -332,8 +383,99 @@ def _tensor_prefixes(kind: str, count: int) -> list[str]:
     return [kind if i == 0 else f"{kind}{i}" for i in range(count)]
 
 
+@dataclass(frozen=True)
+class InputStage:
+    """What the firmware must do to raw sensor values: the training preprocessing, as data.
+
+    `table` maps a raw uint8 value of channel c straight to the model's
+    quantized input (normalisation and quantisation folded together, computed
+    by the same Python code the export verifies with); None for float inputs.
+    """
+
+    height: int
+    width: int
+    channels: int
+    color: str                 # "L" (grayscale), "RGB", ...
+    value_scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: str                # how other image sizes were brought to height x width in training
+    table: np.ndarray | None   # (channels, 256) of the input tensor's dtype, or None
+
+
+_C_INT_TYPES = {"int8": "int8_t", "uint8": "uint8_t"}
+
+
+def _input_stage_lines(stage: InputStage | None, t: Tensor | None) -> list[str]:
+    """The settings header's input stage: layout, normalisation and the raw-value table."""
+    if stage is None:
+        return [
+            "// Input stage: unknown. This model was exported from a bare .tflite, so tinynas",
+            "// does not know how its inputs were normalised; set kInput values yourself",
+            "// (real = kInputScale * (q - kInputZeroPoint)).",
+            "constexpr bool kHasInputStage = false;",
+            "",
+        ]
+    c = stage.channels
+    lines = [
+        "// Input stage: what to do to raw sensor values (the training preprocessing).",
+        f"// The model takes one {stage.height}x{stage.width} image, {c} channel(s) ({stage.color}), "
+        "interleaved HWC:",
+        "// element i = (y * kInputWidth + x) * kInputChannels + c. Bring other sizes to "
+        f"{stage.height}x{stage.width} first ({stage.resize}).",
+        "// Normalisation: real = (raw / kInputValueScale - kInputMean[c]) / kInputStd[c].",
+        "constexpr bool kHasInputStage = true;",
+        f"constexpr int kInputHeight = {stage.height};",
+        f"constexpr int kInputWidth = {stage.width};",
+        f"constexpr int kInputChannels = {c};",
+        f'constexpr const char* kInputColor = {_c_string(stage.color)};',
+        f"constexpr float kInputValueScale = {_c_float(stage.value_scale)};",
+        f"constexpr float kInputMean[{c}] = {{{', '.join(_c_float(m) for m in stage.mean)}}};",
+        f"constexpr float kInputStd[{c}] = {{{', '.join(_c_float(v) for v in stage.std)}}};",
+    ]
+    if stage.table is not None and t is not None and t.dtype in _C_INT_TYPES:
+        ctype = _C_INT_TYPES[t.dtype]
+        lines += [
+            f"// kInputFromRaw[c][v]: the model's {t.dtype} input for raw value v (0..255) of channel c,",
+            "// normalisation and quantisation folded together (bit-exact with tinynas's Python path).",
+            f"constexpr {ctype} kInputFromRaw[{c}][256] = {{",
+        ]
+        for row in np.asarray(stage.table).reshape(c, 256):
+            lines.append("    {")
+            lines += ["        " + ", ".join(str(int(v)) for v in row[k:k + 16]) + "," for k in range(0, 256, 16)]
+            lines.append("    },")
+        lines += [
+            "};",
+            "// Element i of the input tensor for raw value v (i in HWC order).",
+            f"inline {ctype} InputFromRaw(int i, uint8_t v) {{ return kInputFromRaw[i % kInputChannels][v]; }}",
+        ]
+    lines += [
+        "// Element i's normalised float value for a raw reading (any input type).",
+        "inline float NormalizedInput(int i, float raw) {",
+        "  return (raw / kInputValueScale - kInputMean[i % kInputChannels]) / kInputStd[i % kInputChannels];",
+        "}",
+        "",
+    ]
+    return lines
+
+
+def _arena_lines(device: int, host: int | None) -> list[str]:
+    """kArenaBytes: one figure, or the board's and a 64-bit host build's, picked by pointer size.
+
+    TFLM keeps 8-byte pointers in its bookkeeping on a 64-bit host, so the same
+    model needs more arena there than on a 32-bit MCU; the MCU's figure is the
+    SRAM tinynas reports, the host's only lets the project run on a PC.
+    """
+    if host is None or round_up(host, 16) == device:
+        return [f"constexpr int kArenaBytes = {device};"]
+    return [f"constexpr int kArenaBytesDevice = {device};  // a 32-bit MCU: the SRAM figure tinynas reports",
+            f"constexpr int kArenaBytesHost = {round_up(host, 16)};  // a 64-bit host build (tests, simulation)",
+            "constexpr int kArenaBytes = sizeof(void*) > 4 ? kArenaBytesHost : kArenaBytesDevice;"]
+
+
 def model_settings_header(name: str, graph: Graph, arena_bytes: int,
-                          labels: Sequence[str] | None = None, arena_note: str = "") -> str:
+                          labels: Sequence[str] | None = None, arena_note: str = "",
+                          input_stage: InputStage | None = None, host_arena_bytes: int | None = None) -> str:
     """`<name>_model_settings.h`: arena size, I/O shapes, types, quantization, labels.
 
     All constants live in namespace `<name>_model`, so two models can share one
@@ -362,11 +504,13 @@ def model_settings_header(name: str, graph: Graph, arena_bytes: int,
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
+        "#include <stdint.h>",
+        "",
         f"namespace {ident}_model {{",
         "",
         "// Tensor arena for tflite::MicroInterpreter, a multiple of 16 bytes.",
         *note_lines,
-        f"constexpr int kArenaBytes = {arena};",
+        *_arena_lines(arena, host_arena_bytes),
         "",
         f"constexpr int kNumInputs = {len(ins)};",
         f"constexpr int kNumOutputs = {len(outs)};",
@@ -376,6 +520,7 @@ def model_settings_header(name: str, graph: Graph, arena_bytes: int,
         lines += _tensor_block(prefix, t) + [""]
     for prefix, t in zip(_tensor_prefixes("Output", len(outs)), outs):
         lines += _tensor_block(prefix, t) + [""]
+    lines += _input_stage_lines(input_stage, ins[0] if ins else None)
     if labels:
         lines += [
             "// Class labels, one per element of output 0.",
@@ -390,22 +535,128 @@ def model_settings_header(name: str, graph: Graph, arena_bytes: int,
             "constexpr int kNumLabels = 0;",
             "constexpr const char* const* kLabels = nullptr;",
         ]
-    lines += [
+    return "\n".join(lines + _namespace_end(ident, guard))
+
+
+def _namespace_end(ident: str, guard: str) -> list[str]:
+    return ["", f"}}  // namespace {ident}_model", "", f"#endif  // {guard}", ""]
+
+
+def _raw_input_body(stage: InputStage | None, t: Tensor | None) -> list[str]:
+    if stage is None or t is None:
+        return ["  (void)t;", "  (void)i;", "  (void)v;",
+                "  return false;  // exported from a bare .tflite: the input stage is unknown"]
+    if stage.table is not None and t.dtype in _C_INT_TYPES:
+        member = {"int8": "int8", "uint8": "uint8"}[t.dtype]
+        return [f"  if (t->type != {_TFLITE_TYPES[t.dtype]}) return false;",
+                f"  t->data.{member}[i] = InputFromRaw(i, v);", "  return true;"]
+    return ["  return SetInputValue(t, i, NormalizedInput(i, static_cast<float>(v)));"]
+
+
+def model_io_header(name: str, graph: Graph, input_stage: InputStage | None = None) -> str:
+    """`<name>_model_io.h`: moving values in and out of the tensors, for every target's main.
+
+    The example mains of all targets used to carry their own copies of these
+    helpers; one generated header keeps them identical, and it is where the
+    raw-input path (SetInputRaw through the settings header's table) lives.
+    """
+    ident = c_identifier(name)
+    guard = f"TINYNAS_{ident.upper()}_MODEL_IO_H_"
+    t = graph.tensor(graph.inputs[0]) if graph.inputs else None
+    lines = [
+        f"// {ident}_model_io.h: generated by tinynas; do not edit.",
+        "// Getting values into and out of the model's tensors (example mains use these).",
+        f"#ifndef {guard}",
+        f"#define {guard}",
         "",
-        f"}}  // namespace {ident}_model",
+        "#include <math.h>",
+        "#include <stdint.h>",
         "",
-        f"#endif  // {guard}",
+        '#include "tensorflow/lite/c/common.h"',
         "",
+        f'#include "{ident}_model_settings.h"',
+        "",
+        f"namespace {ident}_model {{",
+        "",
+        "template <typename T>",
+        "inline T QuantizeInput(float x, float lo, float hi) {",
+        "  const float q = roundf(x / kInputScale) + static_cast<float>(kInputZeroPoint);",
+        "  return static_cast<T>(q < lo ? lo : (q > hi ? hi : q));",
+        "}",
+        "",
+        "// Stores the normalised float x in element i of input 0, quantized with its scale and",
+        "// zero point. Returns false for a type this helper does not handle.",
+        "inline bool SetInputValue(TfLiteTensor* t, int i, float x) {",
+        "  switch (t->type) {",
+        "    case kTfLiteInt8:",
+        "      t->data.int8[i] = QuantizeInput<int8_t>(x, -128.0f, 127.0f);",
+        "      return true;",
+        "    case kTfLiteUInt8:",
+        "      t->data.uint8[i] = QuantizeInput<uint8_t>(x, 0.0f, 255.0f);",
+        "      return true;",
+        "    case kTfLiteInt16:",
+        "      t->data.i16[i] = QuantizeInput<int16_t>(x, -32768.0f, 32767.0f);",
+        "      return true;",
+        "    case kTfLiteFloat32:",
+        "      t->data.f[i] = x;",
+        "      return true;",
+        "    default:",
+        "      return false;",
+        "  }",
+        "}",
+        "",
+        "// Stores raw sensor value v (a pixel, 0..255) in element i of input 0 through the",
+        "// input stage of the settings header. Returns false where that stage is unknown.",
+        "inline bool SetInputRaw(TfLiteTensor* t, int i, uint8_t v) {",
+        *_raw_input_body(input_stage, t),
+        "}",
+        "",
+        "// Element i of output 0 as a float (dequantized when the output is integer).",
+        "inline float OutputValue(const TfLiteTensor* t, int i) {",
+        "  switch (t->type) {",
+        "    case kTfLiteInt8:",
+        "      return kOutputScale * static_cast<float>(t->data.int8[i] - kOutputZeroPoint);",
+        "    case kTfLiteUInt8:",
+        "      return kOutputScale * static_cast<float>(t->data.uint8[i] - kOutputZeroPoint);",
+        "    case kTfLiteInt16:",
+        "      return kOutputScale * static_cast<float>(t->data.i16[i] - kOutputZeroPoint);",
+        "    case kTfLiteFloat32:",
+        "      return t->data.f[i];",
+        "    default:",
+        "      return 0.0f;",
+        "  }",
+        "}",
+        "",
+        "inline const char* LabelOf(int index) {",
+        '  return index < kNumLabels ? kLabels[index] : "-";',
+        "}",
+        "",
+        "// A stand-in input for the example mains, different on every run: raw bytes through",
+        "// the input stage where it is known, else normalised values. Replace its call with",
+        "// your sensor's data (SetInputRaw per element, HWC order). False for an input type",
+        "// the helpers do not handle.",
+        "inline bool SetDemoInput(TfLiteTensor* t, int run) {",
+        "  for (int i = 0; i < kInputElements; ++i) {",
+        "    const bool ok = kHasInputStage",
+        "                        ? SetInputRaw(t, i, static_cast<uint8_t>((i * 7 + run * 85) & 0xff))",
+        "                        : SetInputValue(t, i, 0.5f + 0.25f * static_cast<float>(run % 4));",
+        "    if (!ok) return false;",
+        "  }",
+        "  return true;",
+        "}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _namespace_end(ident, guard))
 
 
 def generated_files(name: str, tflite_bytes: bytes, graph: Graph, arena_bytes: int,
                     labels: Sequence[str] | None = None, arena_note: str = "",
-                    op_types: Sequence[str] | None = None, source: str = "") -> dict[str, str]:
-    """All four generated files for one model, keyed by file name."""
+                    op_types: Sequence[str] | None = None, source: str = "",
+                    input_stage: InputStage | None = None, host_arena_bytes: int | None = None) -> dict[str, str]:
+    """All five generated files for one model, keyed by file name."""
     ident = c_identifier(name)
     files = model_data_files(ident, tflite_bytes, source=source)
     files[f"{ident}_op_resolver.h"] = op_resolver_header(ident, op_types if op_types is not None else graph)
-    files[f"{ident}_model_settings.h"] = model_settings_header(ident, graph, arena_bytes, labels, arena_note)
+    files[f"{ident}_model_settings.h"] = model_settings_header(ident, graph, arena_bytes, labels, arena_note,
+                                                               input_stage, host_arena_bytes)
+    files[f"{ident}_model_io.h"] = model_io_header(ident, graph, input_stage)
     return files

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except UserError as e:
-        sys.stderr.write(f"tinynas: error: {one_line(e)}\n")
+        sys.stderr.write(f"tinynas: error: {one_line(e.for_cli())}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("tinynas: interrupted\n")

@@ -20,10 +20,37 @@ from typing import Iterator
 VERBOSE_ENV = "TINYNAS_VERBOSE"
 
 
+_MARK = "\x1f"  # brackets an option's name in a message (see `option`)
+
+
+def option(name: str) -> str:
+    """An option's name inside an error message, in whichever terms the reader uses.
+
+    The library's errors name its own parameters (`latency_ms`), so a script
+    calling `tinynas.run(...)` reads the name it passed; the CLI prints the flag
+    (`--latency-ms`). One message serves both: str(e) gives the first,
+    `UserError.for_cli()` the second.
+    """
+    return f"{_MARK}{name}{_MARK}"
+
+
 class UserError(Exception):
     """Bad input: the message says what is wrong and what to do about it."""
 
     exit_code = 2
+
+    def _render(self, flag: bool) -> str:
+        parts = super().__str__().split(_MARK)
+        for i in range(1, len(parts), 2):
+            parts[i] = "--" + parts[i].replace("_", "-") if flag else parts[i]
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return self._render(flag=False)
+
+    def for_cli(self) -> str:
+        """The message with options written as command-line flags."""
+        return self._render(flag=True)
 
 
 def one_line(msg: str) -> str:

@@ -14,7 +14,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "tinynas.plotstyle", "tinynas.timebudget", "tinynas.layers", "tinynas.graph", "tinynas.ops",
                 "tinynas.op_costs", "tinynas.tflite_reader", "tinynas.planner", "tinynas.flash",
                 "tinynas.boards", "tinynas.distributed", "tinynas.checkpoint", "tinynas.tflm_measure",
-                "tinynas.cgen", "tinynas.firmware")),
+                "tinynas.cgen", "tinynas.firmware", "tinynas.rundir")),
     ("data", ("tinynas.data",)),
     ("space", ("tinynas.space",)),
     ("latency model", ("tinynas.latency", "tinynas.profile")),

@@ -24,6 +24,7 @@ scale the pointer-sized fields.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 from .graph import Graph, Op
@@ -369,6 +370,18 @@ def _offline_offsets(g: Graph, keys: list[tuple[int, int]]) -> list[int | None]:
         i = base[sub] + t
         out.append(plan[i] if i < len(plan) and plan[i] >= 0 else None)
     return out
+
+
+def board_scratch_bytes(g: Graph, board: Any) -> int:
+    """Arena `board`'s kernel library adds over reference kernels at its pointer width (0 without scratch).
+
+    What the firmware arena adds to the host measurement for this board; the
+    profile and the export both use it, so their SRAM figures agree.
+    """
+    with_scratch = plan_arena(g, pointer_bytes=board.pointer_bytes, kernels=board.kernels,
+                              core=board.core, dsp=board.dsp)
+    without = plan_arena(g, pointer_bytes=board.pointer_bytes, kernels="reference")
+    return with_scratch.arena_bytes - without.arena_bytes
 
 
 def cmsis_scratch_bytes(g: Graph, core: str = "cortex-m7", dsp: bool = True,

@@ -65,6 +65,7 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
     within 1% of arm-none-eabi-size on the calibrated cores, where model + reserve
     is off by -10% to +72% (tests/test_firmware_tflm.py).
     """
+    from .cgen import firmware_arena_base, firmware_sram
     from .latency import graph_latency
     from .planner import plan_arena
 
@@ -76,7 +77,10 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
     per_op_lat = {p.index: p for p in lat.per_op}
     unsupported = tflm_unsupported(g)
     flash = g.model_bytes + board.flash_reserved_bytes
-    sram = dev.arena_bytes + board.sram_reserved_bytes
+    # One SRAM figure: what the exported firmware allocates (kArenaBytes) plus the board's reserve.
+    base, how = firmware_arena_base(measured_arena, ref.arena_bytes, no_scratch.arena_bytes)
+    sram_parts = firmware_sram(base, dev.arena_bytes - no_scratch.arena_bytes, board.sram_reserved_bytes, how)
+    sram = sram_parts["total_bytes"]
     ver = verdict(sram, flash, board, unsupported, lat.total_ms, latency_limit_ms)
     ops = []
     for op in g.ops:
@@ -102,6 +106,7 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
         "cmsis_scratch_bytes": dev.arena_bytes - no_scratch.arena_bytes,
         "kernel_scratch_max_bytes": max(dev.scratch.values(), default=0),
         "kernels": board.kernels,
+        "arena_bytes_firmware": sram_parts["firmware_arena_bytes"], "sram_breakdown": sram_parts,
         "flash_bytes": flash, "sram_bytes": sram,
         "flash_reserved_bytes": board.flash_reserved_bytes,
         "sram_reserved_bytes": board.sram_reserved_bytes,
@@ -186,6 +191,16 @@ def _latency_sources(ops: list[dict[str, Any]]) -> str:
     return ", ".join(f"{v} ops {k}" for k, v in sorted(n.items()))
 
 
+def _sram_line(p: dict[str, Any]) -> str:
+    """The one SRAM figure with its parts: the firmware's kArenaBytes plus the board's reserve."""
+    b = p["sram_breakdown"]
+    src = "measured" if b["arena_how"].startswith("measured") else "planned"
+    return (f"SRAM        {p['sram_bytes']:,} B = firmware arena {b['firmware_arena_bytes']:,} (kArenaBytes: "
+            f"{src} {b['arena_bytes']:,} + kernel scratch {b['kernel_scratch_bytes']:,} + margin "
+            f"{b['margin_bytes']:,}) + reserve {b['reserve_bytes']:,}   of {p['board_sram_bytes']:,} B "
+            f"({100 * p['sram_bytes'] / p['board_sram_bytes']:.0f}%)")
+
+
 def format_report(p: dict[str, Any]) -> str:
     """The human-readable table of `tinynas profile`."""
     lines = [f"model  {p['model']}  ({p['model_bytes']:,} B)",
@@ -201,8 +216,7 @@ def format_report(p: dict[str, Any]) -> str:
               f"arena       estimated {p['arena_bytes_estimated']:,} B (x86-64 reference)"
               + (f", measured {p['arena_bytes_measured']:,} B (TFLM)" if p["arena_bytes_measured"] else "")
               + f", device {p['arena_bytes_device']:,} B (32-bit, {p['kernels']}, scratch {p['cmsis_scratch_bytes']:,} B)",
-              f"SRAM        {p['sram_bytes']:,} B = arena {p['arena_bytes_device']:,} + reserve {p['sram_reserved_bytes']:,}"
-              f"   of {p['board_sram_bytes']:,} B ({100 * p['sram_bytes'] / p['board_sram_bytes']:.0f}%)",
+              _sram_line(p),
               f"flash       {p['flash_bytes']:,} B = model {p['model_bytes']:,} + reserve {p['flash_reserved_bytes']:,}"
               f"   of {p['board_flash_bytes']:,} B ({100 * p['flash_bytes'] / p['board_flash_bytes']:.0f}%)",
               *_image_line(p),
@@ -222,8 +236,6 @@ def format_report(p: dict[str, Any]) -> str:
                 why.append("ops TFLM lacks: " + ", ".join(v["unsupported"]))
         lines.append(f"verdict     DOES NOT FIT {p['board']}: " + "; ".join(why))
     return "\n".join(lines)
-
-
 
 
 def memory_figure(p: dict[str, Any]):

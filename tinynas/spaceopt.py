@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .boards import Board
 from .atomic import write_png
 from .errors import UserError
 from .plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
@@ -112,7 +113,7 @@ class SpaceResult:
     MACs of row i's fitting samples (for the CDF plot).
     """
 
-    board: Any
+    board: Board
     base: SpaceSpec
     widths: list[float]
     resolutions: list[tuple[int, int]]
@@ -209,7 +210,7 @@ def choose(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTI
                                   -table[i]["resolution"][0], -table[i]["width_mult"]))
 
 
-def optimize_space(spec: SpaceSpec, board: Any, widths: Sequence[float] | None = None,
+def optimize_space(spec: SpaceSpec, board: Board, widths: Sequence[float] | None = None,
                    resolutions: Sequence[tuple[int, int]] | None = None, samples: int = 1000,
                    rng: np.random.Generator | None = None, progress: bool = True, lut: Any = None,
                    min_fit_fraction: float = MIN_FIT_FRACTION, raise_if_none: bool = True,

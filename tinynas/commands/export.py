@@ -27,6 +27,7 @@ import math
 import os
 from pathlib import Path
 
+from .. import rundir as rd
 from ..atomic import staged_dir
 from ..boards import add_board_argument, load_board
 from ..cgen import c_identifier, check_tflm_ops
@@ -142,6 +143,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument("--tflm-dir", metavar="DIR", default=os.environ.get("TFLM_DIR") or None,
                    help="TFLM Cortex-M tree (create_tflm_tree.py with CMSIS-NN; default $TFLM_DIR): with "
                         "--target qemu, build the project against it and run it under qemu-system-arm")
+    p.add_argument("--op-counts", action="store_true",
+                   help="with --target qemu and --tflm-dir: also print each operator's instruction count "
+                        "(TFLM's profiler hook; QEMU -icount, deterministic)")
     p.add_argument("--arena-bytes", type=_positive_int, metavar="N",
                    help="use N bytes as the arena instead of measuring (rounded up to 16, no margin; "
                         ".tflite input only)")
@@ -182,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     tree = check_run_request(args.target, board, args.tflm_dir)
     with staged_dir(args.out, force=args.force) as tmp:
-        arena = plan_arena(model, args.arena_margin, args.arena_bytes)
+        arena = plan_arena(model, args.arena_margin, args.arena_bytes, board=board)
         written = write_project(model, args.target, tmp, name, labels, arena, ops, board)
 
     print(f"exported {name} ({args.target}, {board.id}) to {args.out}")
@@ -191,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  arena  {arena.one_line()}")
     print(f"  files  {len(written)}: {', '.join(p.as_posix() for p in written)}")
     if tree is not None:
-        print(run_on_qemu(Path(args.out), tree, board))
+        print(run_on_qemu(Path(args.out), tree, board, op_counts=args.op_counts))
     elif args.target == QEMU_TARGET:
         print("  run    pass --tflm-dir (or set TFLM_DIR) to a TFLM Cortex-M tree to build and run it here")
     return 0
@@ -217,7 +221,7 @@ def run_arch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise UserError(f"output directory {out} is not empty; pass --force to replace it")
-    weights = _beside(arch_path, args.weights, "model.pt")
+    weights = _beside(arch_path, args.weights, rd.MODEL_WEIGHTS)
     if weights is None:
         raise UserError(f"no weights: pass --weights model.pt (none beside {arch_path})")
     state_dict = load_weights(weights)
@@ -230,5 +234,5 @@ def run_arch(args: argparse.Namespace) -> int:
                            arena_margin=args.arena_margin, seed=args.seed or 0, data_record=record)
     print(format_summary(report, out))
     if tree is not None:
-        print(run_on_qemu(out, tree, board))
+        print(run_on_qemu(out, tree, board, op_counts=getattr(args, "op_counts", False)))
     return 0

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 
+from .. import rundir as rd
 from ..atomic import write_json
 from ..boards import add_board_argument, load_board
 from ..errors import UserError
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     doc = result.to_json()
     doc["wall_s"] = round(wall, 3)
-    write_json(out / "space.json", doc)
+    write_json(out / rd.SPACE_JSON, doc)
     plot_flops_cdf(result, str(out / "flops_cdf.png"))
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")

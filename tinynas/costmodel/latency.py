@@ -10,10 +10,10 @@ entries all come out as they would for the built graph.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
+from ..boards import Board
 from ..latency import Lut, cycles_vectorized
 from ..latency.signature import format_signature
 from ..ops import op_spec
@@ -51,7 +51,7 @@ def signature(t: OpTable, r: int, c: int) -> str:
     return format_signature("fc", **{"in": (hw_in[2],)}, out=(hw_out[2],))
 
 
-def cycles_table(t: OpTable, board: Any, lut: Lut) -> np.ndarray:
+def cycles_table(t: OpTable, board: Board, lut: Lut) -> np.ndarray:
     """(R, C+1) cycles of every op cell (0 in the absent column)."""
     if lut.entries:
         return _lookup_table(t, lut)

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..boards import Board
+from ..cgen import arena_for_firmware_np
 from ..errors import UserError
 from ..latency import lut_for_board
 from ..space.arch import canonicalize_genomes, encode, genome_layout, validate_arch
@@ -35,8 +37,9 @@ class Costs:
     """Per-subnet costs, one array entry per genome.
 
     arena_bytes: the board's arena (its pointer width and kernel scratch), as
-    profile's arena_bytes_device; sram_bytes = arena_bytes + the board's SRAM
-    reserve; flash_bytes = .tflite bytes + the board's flash reserve;
+    profile's arena_bytes_device; sram_bytes = the firmware's kArenaBytes for
+    it (cgen.arena_for_firmware: + 5% margin, to 16 B) + the board's SRAM
+    reserve, the one SRAM figure profile and the run's summary report; flash_bytes = .tflite bytes + the board's flash reserve;
     arena_ref_bytes: the x86-64 reference-kernel arena (what TFLM measures on
     this machine), None when not asked for.
     """
@@ -82,7 +85,7 @@ class CostModel:
     tables are built once per resolution and kept.
     """
 
-    def __init__(self, spec: SpaceSpec, board: Any, lut: Any = None) -> None:
+    def __init__(self, spec: SpaceSpec, board: Board, lut: Any = None) -> None:
         self.spec = spec
         self.board = board
         self.lut = lut if lut is not None else lut_for_board(board)
@@ -220,7 +223,8 @@ class CostModel:
                 if k:
                     part.arena_ref_bytes = arena
                 else:
-                    part.arena_bytes, part.sram_bytes = arena, arena + self.board.sram_reserved_bytes
+                    part.arena_bytes = arena
+                    part.sram_bytes = arena_for_firmware_np(arena) + self.board.sram_reserved_bytes
         return parts
 
     def _additive(self, tb: _Tables, ch: np.ndarray) -> tuple[Costs, np.ndarray, np.ndarray]:

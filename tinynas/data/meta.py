@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from ..errors import UserError
+from ..errors import UserError, option
 from .dataset import DatasetBundle, load_dataset
 
 LOAD_KEYS = ("val_fraction", "seed", "val_count", "image_size", "stratify", "flip", "holdout_fraction")
@@ -47,5 +47,5 @@ def load_from_meta(meta: Mapping[str, Any], data: str | os.PathLike | None = Non
     for key in ("mean", "std"):
         if key in want and want[key] != got.get(key):
             raise UserError(f"data: {key} of the reloaded training split differs from the recorded one; "
-                            "pass the same --data (and options) that the earlier stage used")
+                            f"pass the same {option('data')} (and options) that the earlier stage used")
     return bundle

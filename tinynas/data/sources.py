@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, option
 
 SPEC_HELP = (
     "pass 'digits', a .npz with arrays x and y, an ImageFolder directory "
@@ -306,7 +306,7 @@ def list_image_folder(path: Path) -> Listing:
     names = sorted({m.parts[0] for m in in_classes})
     if all(len(m.parts) >= 3 for m in in_classes) and {n.lower() for n in names} <= SPLIT_NAMES:
         raise UserError(
-            f"{path} holds split folders {names}, not class folders; point --data at one split "
+            f"{path} holds split folders {names}, not class folders; point {option('data')} at one split "
             "(a directory like root/train, or a zip holding only train/<class>/<image>)"
         )
     if len(names) < 2:

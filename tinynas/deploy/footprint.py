@@ -29,13 +29,12 @@ from typing import Any
 
 from ..atomic import write_json
 from ..boards import Board, load_board
-from ..cgen import TFLM_OP_ADDERS, arena_for_firmware, pascal_case
+from ..cgen import DEFAULT_MARGIN, MIN_MARGIN_BYTES, TFLM_OP_ADDERS, arena_for_firmware, pascal_case
 from ..graph import Graph
-from ..planner import cmsis_scratch_bytes, plan_arena
+from ..planner import board_scratch_bytes, plan_arena
 from ..profile import profile_model
 from ..tflite_reader import read_tflite
 from .firmware_settings import HEAP_BYTES, STACK_BYTES
-from .project import DEFAULT_MARGIN, MIN_MARGIN_BYTES
 from .tflm_build import build_project, image_size
 
 TABLE = Path(__file__).with_name("code_sizes.json")
@@ -65,11 +64,10 @@ def has_table(core: str) -> bool:
     return core in _table()
 
 
-def firmware_arena(graph: Graph) -> int:
-    """The arena `tinynas export` compiles, from the planner's estimate of TFLM's measurement."""
-
-    estimate = plan_arena(graph, pointer_bytes=8, kernels="reference").arena_bytes
-    return arena_for_firmware(estimate, int(cmsis_scratch_bytes(graph)), DEFAULT_MARGIN, MIN_MARGIN_BYTES)
+def firmware_arena(graph: Graph, board: Board) -> int:
+    """The arena `tinynas export --board` compiles for a model the planner models (cgen.firmware_arena_base)."""
+    bare = plan_arena(graph, pointer_bytes=board.pointer_bytes, kernels="reference").arena_bytes
+    return arena_for_firmware(bare, int(board_scratch_bytes(graph, board)), DEFAULT_MARGIN, MIN_MARGIN_BYTES)
 
 
 def op_code_bytes(core: str, op_types: list[str]) -> int:
@@ -95,7 +93,7 @@ def predict(graph: Graph, board: Board, arena_bytes: int | None = None, ops: lis
     op_types = list(dict.fromkeys(ops if ops is not None else graph.op_types))
     code = t["base_text"] + op_code_bytes(board.core, op_types)
     model = graph.model_bytes
-    arena = arena_bytes if arena_bytes is not None else firmware_arena(graph)
+    arena = arena_bytes if arena_bytes is not None else firmware_arena(graph, board)
     static = t["base_bss"] + t["bss_per_op"] * len(op_types)
     parts = {"code": code, "model": model, "data": t["base_data"], "static_bss": static,
              "arena": arena, "stack": stack_bytes, "heap": heap_bytes}

@@ -27,21 +27,22 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from .. import rundir as rd
 from ..atomic import staged_dir
-from ..boards import DEFAULT_BOARD
+from ..boards import Board, DEFAULT_BOARD
 from ..cgen import c_identifier
 from ..data import load_dataset
 from ..data.meta import data_meta, load_from_meta
-from ..errors import UserError
+from ..errors import UserError, option
 from ..firmware import load_target
 from ..space.arch import arch_hash, validate_arch
 from ..tflite_reader import parse_tflite
 from . import onnx_export, project, tflite_export as tx, verify
+from .input_stage import input_stage
 from .tflite_export import IO_TYPES, check_calibration_data
 
 DEFAULT_REP_SAMPLES = 300
-EXPORT_JSON = "export.json"
-TFLITE_FILE, ONNX_FILE = "model.tflite", "model.onnx"
+EXPORT_JSON, TFLITE_FILE, ONNX_FILE = rd.EXPORT_JSON, rd.TFLITE_FILE, rd.ONNX_FILE
 
 
 class _Clock:
@@ -81,7 +82,7 @@ def load_export_data(data: str | os.PathLike | None, meta_path: str | os.PathLik
         bundle = load_from_meta(meta, data=data)
         return bundle, data_meta(data if data is not None else meta["data"], bundle, **meta["load"])
     if data is None:
-        raise UserError("no data to calibrate and verify with: pass --data D or --data-meta data.json "
+        raise UserError(f"no data to calibrate and verify with: pass {option('data')} D or {option('data_meta')} data.json "
                         "(the one written next to the model)")
     bundle = load_dataset(data)
     return bundle, data_meta(data, bundle)
@@ -118,7 +119,7 @@ def export_subnet(arch: Mapping, state_dict: Mapping[str, Any], bundle: Any, out
                   rep_samples: int = DEFAULT_REP_SAMPLES, force: bool = False, progress: bool = True,
                   verify_limit: int | None = None, labels: Sequence[str] | None = None,
                   arena_margin: float | None = None, seed: int = 0,
-                  data_record: Mapping | None = None, board: Any = None) -> dict[str, Any]:
+                  data_record: Mapping | None = None, board: Board | None = None) -> dict[str, Any]:
     """Export a trained subnet to `out_dir`; returns the export.json content.
 
     `state_dict` is that of `build_model(arch)`; `bundle` is the training data
@@ -146,7 +147,7 @@ def export_subnet(arch: Mapping, state_dict: Mapping[str, Any], bundle: Any, out
 
 def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Clock, *, io: str, target: str,
            ident: str, rep_samples: int, verify_limit: int | None, labels: list[str],
-           arena_margin: float | None, seed: int, progress: bool, board: Any = None) -> dict[str, Any]:
+           arena_margin: float | None, seed: int, progress: bool, board: Board | None = None) -> dict[str, Any]:
 
     rng = np.random.default_rng(seed)
     with clock.stage("weights", "loading weights"):
@@ -170,11 +171,13 @@ def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Cloc
     with clock.stage("c", "writing C files" + ("" if target == "none" else f" and the {target} project")):
         (tmp / TFLITE_FILE).write_bytes(tfl)
         (tmp / ONNX_FILE).write_bytes(onnx_bytes)
-        firmware, written = _write_c(tfl, graph, ops, tmp, target, ident, labels, arena, arena_margin, board)
+        fw, written = _write_c(tfl, graph, ops, tmp, target, ident, labels, arena, arena_margin, board,
+                               input_stage(bundle.preprocessing, graph))
     return {
         "name": ident, "target": target, "io": io, "arch_hash": arch_hash(arch),
         "params": int(sum(p.numel() for p in model.parameters())), "macs": int(graph.total_macs),
-        **checks, **arena, "arena_bytes_firmware": firmware,
+        **checks, **arena, "arena_bytes_firmware": fw.firmware_bytes,
+        "arena_bytes_firmware_host": fw.host_bytes or fw.firmware_bytes, "arena_firmware_how": fw.measured_how,
         "ops": ops, "model_bytes": len(tfl), "onnx_bytes": len(onnx_bytes),
         "keras_max_abs_diff": keras_diff, "onnx_max_abs_diff": onnx_diff,
         "rep_samples": int(len(rep)), "seed": seed,
@@ -186,13 +189,14 @@ def _build(arch: dict, state_dict: Mapping, bundle: Any, tmp: Path, clock: _Cloc
 
 def _write_c(tfl: bytes, graph: Any, ops: list[str], out: Path, target: str, ident: str,
              labels: list[str], arena: Mapping[str, int], margin: float | None,
-             board: Any = None) -> tuple[int, list[Path]]:
+             board: Board | None = None, stage: Any = None) -> tuple[project.FirmwareArena, list[Path]]:
     """The .tflite export path's own stages 2 and 3, fed the arena already measured."""
     model = project.ModelInput(tflite_bytes=tfl, graph=graph, source=TFLITE_FILE, default_name=ident)
     fw = project.plan_arena(model, project.DEFAULT_MARGIN if margin is None else margin,
-                            measurement=(arena["arena_bytes_measured"], project.MEASURED_HOW))
-    return fw.firmware_bytes, project.write_project(model, target, out, ident, labels, fw, ops,
-                                                    board if board is not None else DEFAULT_BOARD)
+                            measurement=(arena["arena_bytes_measured"], project.MEASURED_HOW),
+                            board=board if board is not None else DEFAULT_BOARD)
+    return fw, project.write_project(model, target, out, ident, labels, fw, ops,
+                                                    board if board is not None else DEFAULT_BOARD, stage)
 
 
 def format_summary(r: Mapping[str, Any], out_dir: str | os.PathLike) -> str:

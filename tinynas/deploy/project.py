@@ -24,17 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..boards import DEFAULT_BOARD, Board, load_board
-from ..cgen import arena_for_firmware, generated_files, opcode_table_ops, round_up
-from ..errors import UserError
+from ..cgen import DEFAULT_MARGIN, MIN_MARGIN_BYTES, InputStage, arena_for_firmware, firmware_arena_base, generated_files, opcode_table_ops, round_up
+from ..errors import UserError, option
 from ..firmware import render_target
 from ..graph import Graph
-from ..planner import cmsis_scratch_bytes
+from ..planner import board_scratch_bytes, plan_arena as planner_arena
 from ..tflite_reader import parse_tflite, read_tflite
 from ..tflm_measure import measure_arena
 from .firmware_settings import board_settings
 
-DEFAULT_MARGIN = 0.05
-MIN_MARGIN_BYTES = 256
 MEASURE_TIMEOUT_S = 120.0
 
 
@@ -101,12 +99,13 @@ def _has_tflite_magic(p: Path) -> bool:
 class FirmwareArena:
     """The firmware arena and how it was obtained, for the summary and the header comment."""
 
-    firmware_bytes: int
-    measured_bytes: int | None
+    firmware_bytes: int          # kArenaBytes on the board (32-bit): the SRAM figure
+    measured_bytes: int | None   # the arena part of it (the board's plan, or TFLM's host measurement)
     scratch_bytes: int
     margin_fraction: float
     measured_how: str
     scratch_how: str
+    host_bytes: int | None = None  # kArenaBytes of a 64-bit host build, when it differs
 
     def note(self) -> str:
         """Multi-line explanation for the settings header."""
@@ -116,12 +115,15 @@ class FirmwareArena:
         margin = self.firmware_bytes - self.measured_bytes - self.scratch_bytes
         pct = f"{self.margin_fraction:.0%}" + (f", at least {MIN_MARGIN_BYTES} B" if self.margin_fraction > 0 else "")
         rows = [
-            ("measured", self.measured_bytes, self.measured_how),
+            ("arena", self.measured_bytes, self.measured_how),
             ("scratch", self.scratch_bytes, self.scratch_how),
             ("margin", margin, f"{pct}, plus rounding to 16 B: covers TFLM version drift and "
                                "target differences the host measurement cannot see"),
-            ("total", self.firmware_bytes, "compiled into the firmware"),
+            ("total", self.firmware_bytes, "compiled into the firmware for the board"),
         ]
+        if self.host_bytes is not None and self.host_bytes != self.firmware_bytes:
+            rows.append(("host", self.host_bytes, "a 64-bit host build instead: TFLM's x86-64 measurement + margin "
+                                                  "(8-byte pointers in TFLM's bookkeeping)"))
         lines = ["How the arena was obtained (tinynas export):"]
         for label, value, how in rows:
             head = f"  {label:<9}{value:>9,} B  "
@@ -133,8 +135,8 @@ class FirmwareArena:
     def one_line(self) -> str:
         if self.measured_bytes is None:
             return f"{self.firmware_bytes:,} B (from --arena-bytes)"
-        return (f"{self.firmware_bytes:,} B = {self.measured_bytes:,} measured + "
-                f"{self.scratch_bytes:,} CMSIS-NN scratch + {self.margin_fraction:.0%} margin, to 16 B")
+        return (f"{self.firmware_bytes:,} B = {self.measured_bytes:,} arena + "
+                f"{self.scratch_bytes:,} kernel scratch + {self.margin_fraction:.0%} margin, to 16 B")
 
 
 MEASURED_HOW = ("smallest arena with which the TFLM Python runtime (reference kernels, x86-64) "
@@ -146,25 +148,34 @@ def measure_arena_bytes(model_bytes: bytes, graph: Graph, timeout_s: float = MEA
     measured = measure_arena(model_bytes, timeout_s=timeout_s)
     if measured.arena_bytes is None:
         raise UserError(f"the TFLM runtime could not measure the arena ({measured.error or 'no reason given'}); "
-                        "pass --arena-bytes N to skip the measurement")
+                        f"pass {option('arena_bytes')} N to skip the measurement")
     return int(measured.arena_bytes), MEASURED_HOW
-
-
-def cmsis_scratch(graph: Graph) -> tuple[int, str]:
-    """CMSIS-NN scratch bytes the host measurement misses, and where the figure came from."""
-    return int(cmsis_scratch_bytes(graph)), "CMSIS-NN kernel scratch buffers (tinynas.planner estimate)"
 
 
 def plan_arena(model: ModelInput, margin_fraction: float = DEFAULT_MARGIN,
                arena_override: int | None = None,
-               measurement: tuple[int, str] | None = None) -> FirmwareArena:
-    """The firmware arena; `measurement` = (bytes, how) skips a measurement the caller already made."""
+               measurement: tuple[int, str] | None = None, board: str | Board | None = None) -> FirmwareArena:
+    """The firmware arena; `measurement` = (bytes, how) skips a measurement the caller already made.
+
+    kArenaBytes = arena + the board's kernel scratch + margin, where the arena is
+    the board's own plan wherever the planner is shown right for this model
+    (cgen.firmware_arena_base) and TFLM's host measurement elsewhere. `tinynas
+    profile`, the search and the run's summary use the same rule, so the SRAM a
+    user budgets with is the SRAM the firmware allocates.
+    """
     if arena_override is not None:
         return FirmwareArena(round_up(arena_override), None, 0, 0.0, "--arena-bytes", "")
-    measured, how = measurement or measure_arena_bytes(model.tflite_bytes, model.graph)
-    scratch, scratch_how = cmsis_scratch(model.graph)
-    total = arena_for_firmware(measured, scratch, margin_fraction, MIN_MARGIN_BYTES)
-    return FirmwareArena(total, measured, scratch, margin_fraction, how, scratch_how)
+    b = load_board(board if board is not None else DEFAULT_BOARD) if not isinstance(board, Board) else board
+    measured, _ = measurement or measure_arena_bytes(model.tflite_bytes, model.graph)
+    g = model.graph
+    x86 = planner_arena(g, pointer_bytes=8, kernels="reference").arena_bytes
+    bare = planner_arena(g, pointer_bytes=b.pointer_bytes, kernels="reference").arena_bytes
+    base, how = firmware_arena_base(measured, x86, bare)
+    scratch = board_scratch_bytes(g, b)
+    total = arena_for_firmware(base, scratch, margin_fraction, MIN_MARGIN_BYTES)
+    host = arena_for_firmware(measured, 0, margin_fraction, MIN_MARGIN_BYTES)  # host builds: reference kernels
+    return FirmwareArena(total, base, scratch, margin_fraction, how,
+                         f"{b.kernels} kernel scratch on {b.core} (tinynas.planner)", host_bytes=host)
 
 
 def model_op_types(model: ModelInput) -> list[str]:
@@ -177,14 +188,16 @@ def model_op_types(model: ModelInput) -> list[str]:
 
 def write_project(model: ModelInput, target: str, out_dir: Path, name: str,
                   labels: list[str] | None, arena: FirmwareArena, ops: list[str],
-                  board: str | Board = DEFAULT_BOARD) -> list[Path]:
+                  board: str | Board = DEFAULT_BOARD, input_stage: InputStage | None = None) -> list[Path]:
     """Generate the C/C++ files and lay out the target in out_dir; paths relative to it.
 
     `board` gives the core flags (cmake/core.cmake) and, for the qemu target, the
-    memory the linker script may use.
+    memory the linker script may use. `input_stage` (deploy.input_stage) is the
+    training preprocessing the firmware applies to raw pixels; None for a bare .tflite.
     """
     files = generated_files(name, model.tflite_bytes, model.graph, arena.firmware_bytes,
-                            labels=labels, arena_note=arena.note(), op_types=ops, source=model.source)
+                            labels=labels, arena_note=arena.note(), op_types=ops, source=model.source,
+                            input_stage=input_stage, host_arena_bytes=arena.host_bytes)
     settings: dict[str, object] = {
         "arena_bytes": arena.firmware_bytes,
         "model_file": model.source,

@@ -48,11 +48,16 @@ def check_run_request(target: str, board: Board, tflm_dir: str | None) -> Path |
     return tree
 
 
-def run_on_qemu(project: Path, tree: Path, board: Board) -> str:
-    """Build `project` (TFLM from the cache), run it, and describe what the emulator printed."""
+def run_on_qemu(project: Path, tree: Path, board: Board, op_counts: bool = False) -> str:
+    """Build `project` (TFLM from the cache), run it, and describe what the emulator printed.
+
+    `op_counts` builds with TFLM's per-operator profiler hook (-DTINYNAS_OP_PROFILE)
+    and adds each operator's instruction count to the description.
+    """
     machine = qemu_machine(board)
     try:
-        built = build_project(project, tree, project / "build", selftest=True)
+        built = build_project(project, tree, project / "build", selftest=True,
+                              extra=["-DTINYNAS_OP_PROFILE=ON"] if op_counts else ())
         size = image_size(built.executable)
         text = run_qemu(built.executable, machine.name)
     except (RuntimeError, OSError) as e:
@@ -72,4 +77,8 @@ def run_on_qemu(project: Path, tree: Path, board: Board) -> str:
                           for o in run.outputs.get(kind, []))
         lines.append(f"    {kind:<8} Invoke() {run.ticks[kind]:,} ticks ({run.invoke_ms(kind):.2f} ms)  "
                      f"output {outs}")
+    if run.op_ticks.get("random"):
+        per_tick = round(1e9 / run.ticks_per_second)
+        lines.append(f"  ops    instructions per operator (random input; {per_tick} per tick, repeatable):")
+        lines += [f"    {i:>3} {op:<24} {t * per_tick:>13,}" for i, (op, t) in enumerate(run.op_ticks["random"])]
     return "\n".join(lines)

@@ -19,6 +19,8 @@ SEED = 2463534242
 
 _INVOKE = re.compile(r"^invoke (\w+) ticks (\d+) per_second (\d+)$")
 _OUTPUT = re.compile(r"^output (\w+) (\d+) ([0-9a-f]*)$")
+_ARENA = re.compile(r"^arena used (\d+) of (\d+)$")
+_OP = re.compile(r"^op (\w+) (\d+) (\S+) (\d+)$")  # -DTINYNAS_OP_PROFILE: kind, index, op name, ticks
 
 
 def input_bytes(kind: str, n: int, state: list[int]) -> np.ndarray:
@@ -71,6 +73,8 @@ class SelftestRun:
     ticks: dict[str, int] = field(default_factory=dict)
     ticks_per_second: int = 0
     done: bool = False
+    op_ticks: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # per kind: (op, ticks) in order
+    arena_used: int | None = None  # MicroInterpreter::arena_used_bytes() on the target
 
     def invoke_ms(self, kind: str) -> float:
         return 1e3 * self.ticks[kind] / self.ticks_per_second if self.ticks_per_second else float("nan")
@@ -88,6 +92,12 @@ def parse_selftest(text: str) -> SelftestRun:
             outs = run.outputs.setdefault(m.group(1), [])
             if int(m.group(2)) == len(outs):
                 outs.append(bytes.fromhex(m.group(3)))
+        elif m := _OP.match(line):
+            ops = run.op_ticks.setdefault(m.group(1), [])
+            if int(m.group(2)) == len(ops):
+                ops.append((m.group(3), int(m.group(4))))
+        elif m := _ARENA.match(line):
+            run.arena_used = int(m.group(1))
         elif line == "selftest done":
             run.done = True
     return run

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..cgen import check_tflm_ops
-from ..errors import UserError, quiet_native_logs
+from ..errors import UserError, option, quiet_native_logs
 from ..graph import Graph
 from ..space.arch import validate_arch
 from ..space.keras_model import build_keras, convert_int8, copy_torch_weights, float_outputs
@@ -45,7 +45,7 @@ def load_weights(path: str | os.PathLike) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"weights file {p} does not exist; pass the model.pt that finetune wrote (--weights)")
+        raise UserError(f"weights file {p} does not exist; pass the model.pt that finetune wrote ({option('weights')})")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors all mean "not a state_dict file"
@@ -127,7 +127,7 @@ def check_calibration_data(bundle: Any, arch: Mapping, n: int) -> None:
     total = len(bundle.train.y)
     if total < n:
         raise UserError(f"representative data: the training split has {total} samples, {n} needed; "
-                        f"add data or pass --rep-samples {max(REP_MIN_SAMPLES, total)} "
+                        f"add data or pass {option('rep_samples')} {max(REP_MIN_SAMPLES, total)} "
                         f"(at least {REP_MIN_SAMPLES})")
 
 
@@ -204,7 +204,7 @@ def check_ops(graph: Graph, io: str) -> list[str]:
         at_end = bool(ends_in & set(op.inputs)) or bool(ends_out & set(op.outputs))
         if io == "int8" or not at_end:
             where = "at the model's ends" if at_end else f"mid-graph (op {op.index})"
-            raise UserError(f"the converted model holds {op.type} {where} with --io {io}; "
+            raise UserError(f"the converted model holds {op.type} {where} with {option('io')} {io}; "
                             "int8 I/O must need no cast and other I/O types only one per end")
     return ops
 

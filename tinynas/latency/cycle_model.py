@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from ..boards import Board
 from ..errors import UserError
 from ..graph import Graph, Op
 from .signature import OpFeatures, op_signature, signature_features
@@ -377,12 +378,12 @@ def cycles_vectorized(kind: str, macs, in_bytes, out_bytes, in_ch, out_ch, core:
                       dtype=np.float64)
 
 
-def _board_args(board: Any) -> dict[str, Any]:
+def _board_args(board: Board) -> dict[str, Any]:
     return {"core": board.core, "kernels": board.kernels, "dsp": getattr(board, "dsp", None),
             "simd": getattr(board, "simd", None), "fpu": getattr(board, "fpu", "sp")}
 
 
-def features_cycles(f: OpFeatures, board: Any, calibration: Calibration | None = None) -> float:
+def features_cycles(f: OpFeatures, board: Board, calibration: Calibration | None = None) -> float:
     """Model cycles of one op given its features."""
     a = _board_args(board)
     out = cycles_vectorized(f.kind, f.macs, f.in_bytes, f.out_bytes, f.in_ch, f.out_ch,
@@ -391,12 +392,12 @@ def features_cycles(f: OpFeatures, board: Any, calibration: Calibration | None =
     return float(out)
 
 
-def signature_cycles(sig: str, board: Any, calibration: Calibration | None = None) -> float:
+def signature_cycles(sig: str, board: Board, calibration: Calibration | None = None) -> float:
     """Model cycles of the op a signature describes (what a default LUT holds)."""
     return features_cycles(signature_features(sig), board, calibration)
 
 
-def op_cycles(graph: Graph, op: Op, board: Any, calibration: Calibration | None = None) -> float:
+def op_cycles(graph: Graph, op: Op, board: Board, calibration: Calibration | None = None) -> float:
     """Model cycles of one graph op on a board, including its dispatch overhead.
 
     Goes through the op's signature, so a LUT entry and the model always cost
@@ -405,7 +406,7 @@ def op_cycles(graph: Graph, op: Op, board: Any, calibration: Calibration | None 
     return signature_cycles(op_signature(graph, op), board, calibration)
 
 
-def invoke_overhead_cycles(board: Any) -> float:
+def invoke_overhead_cycles(board: Board) -> float:
     """Per-invoke overhead of the interpreter on this board's core."""
     return coefficients(**_board_args(board)).invoke_overhead
 

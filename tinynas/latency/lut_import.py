@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..boards import Board
 from ..errors import UserError
 from .lut import Lut, default_lut
 from .serial_log import LogIssue, LogSession, ParsedLog
@@ -52,7 +52,7 @@ class ImportReport:
         return {k: (statistics.median(v), len(v)) for k, v in sorted(per.items())}
 
 
-def _check_session(s: LogSession, board: Any, kit: dict | None, source: str) -> None:
+def _check_session(s: LogSession, board: Board, kit: dict | None, source: str) -> None:
     h = s.header
     if h.board != board.id:
         raise UserError(f"{source} line {h.line}: the log is from a kit for board {h.board!r}, "
@@ -62,7 +62,7 @@ def _check_session(s: LogSession, board: Any, kit: dict | None, source: str) -> 
                         f"is kit {kit['kit']}; pass the kit folder that was flashed")
 
 
-def _collect(log: ParsedLog, board: Any, kit: dict | None, rep: ImportReport,
+def _collect(log: ParsedLog, board: Board, kit: dict | None, rep: ImportReport,
              overheads: list[int]) -> None:
     issues = rep.issues.setdefault(log.source, list(log.issues))
     for s in log.sessions:
@@ -90,7 +90,7 @@ def _collect(log: ParsedLog, board: Any, kit: dict | None, rep: ImportReport,
                              f"{int(board.clock_hz):,} Hz; cycles are stored, ms use the profile")
 
 
-def build_measured_lut(logs: list[ParsedLog], board: Any, kit: dict | None = None,
+def build_measured_lut(logs: list[ParsedLog], board: Board, kit: dict | None = None,
                        base: Lut | None = None) -> ImportReport:
     """A LUT of the measured entries of `logs` (merged into `base` when given)."""
     lut = base if base is not None else default_lut(board)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import write_bytes, write_text
-from ..boards import add_board_argument, load_board
+from ..boards import Board, add_board_argument, load_board
 from ..data.sources import resolve_spec
 from ..distributed import DistContext, rank_and_world, teardown
 from ..errors import UserError
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Any, rank: int, world: int,
+def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Board, rank: int, world: int,
                 log: Callable[[str], None], clock: Any, results: dict[str, dict[str, Any]]) -> None:
     """Load the data, run the stages into `results` (filled as each finishes) and write the report."""
     t0 = time.time()

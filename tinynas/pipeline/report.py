@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from .. import rundir as rd
 from ..atomic import write_json, write_png, write_text
 from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 from ..profile import shape_str
@@ -74,10 +75,21 @@ def plot_latency(prof: Mapping[str, Any], path: Path, limit_ms: float | None) ->
 BUDGET_COLOURS = {"arena (SRAM)": "#4C78A8", "model (flash)": "#F58518", "reserve": "#BAB0AC"}
 
 
+def _sram_text(prof: Mapping[str, Any]) -> str:
+    """The SRAM total's parts, in the words of the firmware header."""
+    b = prof.get("sram_breakdown") or {}
+    if not b:
+        return ""
+    return (f"SRAM used = kArenaBytes {b['firmware_arena_bytes']:,} B (arena {b['arena_bytes']:,} B "
+            f"{b['arena_how']} + kernel scratch {b['kernel_scratch_bytes']:,} B + margin {b['margin_bytes']:,} B) "
+            f"+ the board's reserve {b['reserve_bytes']:,} B = {b['total_bytes']:,} B: the number the firmware "
+            "allocates, the number the fit verdict uses.")
+
+
 def budget_figure(prof: Mapping[str, Any]):
     """SRAM and flash as stacked bars (model part, reserve) against the board's totals."""
     plt = _plt()
-    rows = [("SRAM", prof["arena_bytes_device"], prof["sram_reserved_bytes"], prof["board_sram_bytes"],
+    rows = [("SRAM", prof["arena_bytes_firmware"], prof["sram_reserved_bytes"], prof["board_sram_bytes"],
              "arena (SRAM)"),
             ("flash", prof["model_bytes"], prof["flash_reserved_bytes"], prof["board_flash_bytes"],
              "model (flash)")]
@@ -242,9 +254,9 @@ def _pct(a: float) -> str:
 
 def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
                   clock_spent_s: float | None = None) -> dict[str, Any]:
-    prof = _read(out / "profile" / "profile.json")
-    exp = _read(out / "export" / "export.json")
-    arch = _read(out / "finetune" / "arch.json")
+    prof = _read(rd.RunDir(out).profile_json)
+    exp = _read(rd.RunDir(out).export_json)
+    arch = _read(rd.RunDir(out).arch)
     files = {
         "tflite": "export/model.tflite", "onnx": "export/model.onnx", "export": "export/export.json",
         "c_sources": "export/model", "firmware": "export", "profile": "profile/profile.json",
@@ -257,13 +269,14 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
         "board": board.id,
         "accuracy_float": exp.get("accuracy_float"),
         "accuracy_int8": exp.get("accuracy_int8"),
-        "arena_bytes": prof["arena_bytes_device"], "sram_bytes": prof["sram_bytes"],
+        "arena_bytes": prof["arena_bytes_firmware"], "sram_bytes": prof["sram_bytes"],
+        "sram_breakdown": prof.get("sram_breakdown"), "arena_bytes_device": prof["arena_bytes_device"],
         "flash_bytes": prof["flash_bytes"], "latency_ms": prof["latency_ms"], "macs": prof["macs"],
         "fits": prof["fits"], "arch": arch, "files": files,
         "arena_bytes_measured_x86": prof.get("arena_bytes_measured"),
         "model_bytes": prof["model_bytes"],
         "accuracy_supernet": results.get("search", {}).get("result", {}).get("accuracy_supernet"),
-        "accuracy_inherited": _read(out / "finetune" / "finetune.json").get("accuracy_inherited"),
+        "accuracy_inherited": _read(rd.RunDir(out).finetune_json).get("accuracy_inherited"),
         "stage_wall_s": {k: v.get("wall_s") for k, v in results.items()},
         "time": time_summary(cfg, results, clock_spent_s),
     }
@@ -342,11 +355,11 @@ def reproduce_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
 
 def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], title: str = "tinynas run",
                  command: str | None = None) -> list[Block]:
-    prof = _read(out / "profile" / "profile.json")
-    space = _read(out / "space" / "space.json")
-    search = _read(out / "search" / "search.json")
-    train = _read(out / "supernet" / "train.json")
-    exp = _read(out / "export" / "export.json")
+    prof = _read(rd.RunDir(out).profile_json)
+    space = _read(rd.RunDir(out).space_json)
+    search = _read(rd.RunDir(out).search_json)
+    train = _read(rd.RunDir(out).train_json)
+    exp = _read(rd.RunDir(out).export_json)
     verdict = "FITS" if summary["fits"] else "DOES NOT FIT"
     blocks: list[Block] = [
         ("h", 1, f"{title}: {board.name} ({board.id})"),
@@ -358,8 +371,9 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
         ("table", ["", "SRAM", "flash"], [
             ["board total", f"{board.sram_bytes:,} B", f"{board.flash_bytes:,} B"],
             ["reserved (runtime, stack, app)", f"{board.sram_reserved_bytes:,} B", f"{board.flash_reserved_bytes:,} B"],
-            ["this model", f"{prof['arena_bytes_device']:,} B arena", f"{prof['model_bytes']:,} B model"],
+            ["this model", f"{prof['arena_bytes_firmware']:,} B arena (kArenaBytes)", f"{prof['model_bytes']:,} B model"],
             ["total used", f"{prof['sram_bytes']:,} B", f"{prof['flash_bytes']:,} B"]]),
+        ("p", _sram_text(prof)),
         ("p", f"Core {board.core} at {board.clock_hz / 1e6:g} MHz, kernels `{board.kernels}`. "
               + ("Latency limit: " + (f"{cfg['run']['latency_ms']} ms." if cfg['run']['latency_ms'] else "none."))),
         ("img", "report_budget.png", "SRAM and flash budget"),
@@ -407,9 +421,11 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
     blocks += [("h", 2, "Memory and latency per layer"),
                ("img", "profile/memory.png", "per-op SRAM against the board limit"),
                ("img", "profile/latency.png", "per-op latency"),
-               ("p", f"Arena: {prof['arena_bytes_device']:,} B on the board (32-bit, {prof['kernels']} scratch "
-                     f"{prof['cmsis_scratch_bytes']:,} B); measured {prof.get('arena_bytes_measured') or 0:,} B "
-                     f"in TFLM on x86-64, estimated {prof['arena_bytes_estimated']:,} B."),
+               ("p", f"Arena: the firmware allocates {prof['arena_bytes_firmware']:,} B (kArenaBytes; see "
+                     f"Board and limits). The plan on the board itself needs {prof['arena_bytes_device']:,} B "
+                     f"(32-bit, {prof['kernels']} scratch {prof['cmsis_scratch_bytes']:,} B); measured "
+                     f"{prof.get('arena_bytes_measured') or 0:,} B in TFLM on x86-64, estimated "
+                     f"{prof['arena_bytes_estimated']:,} B."),
                layer_table(prof)]
     blocks += _time_blocks(summary)
     blocks += _file_blocks(out, cfg, summary)
@@ -530,9 +546,9 @@ def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clo
     `clock` (the run's RunClock) supplies the budget's true spend when the run had one;
     `title` and `command` let `tinynas baseline` write the same report for its model.
     """
-    prof = _read(out / "profile" / "profile.json")
+    prof = _read(rd.RunDir(out).profile_json)
     plot_budget(prof, out / "report_budget.png")
-    search = _read(out / "search" / "search.json")
+    search = _read(rd.RunDir(out).search_json)
     if search.get("history"):
         _save(pareto_figure(search, board), out / "report_pareto.png")
     summary = build_summary(out, board, cfg, results, getattr(clock, "spent_s", None))
@@ -541,5 +557,5 @@ def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clo
     write_text(out / "report.html", to_html(blocks, out, f"{title}: {board.id}"))
     summary["files"]["report_md"] = str(out / "report.md")
     summary["files"]["report_html"] = str(out / "report.html")
-    write_json(out / "summary.json", summary)
+    write_json(rd.RunDir(out).summary_json, summary)
     return summary

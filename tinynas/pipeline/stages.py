@@ -29,6 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..boards import Board
+from .. import rundir as rd
+from ..checkpoint import load_torch
 from ..atomic import write_json, write_text
 from ..data.resize_loss import resize_loss
 from ..deploy.pipeline import export_subnet
@@ -43,7 +46,7 @@ from ..tflite_reader import read_tflite
 from ..tflm_measure import measure_arena
 from ..timebudget import Deadline, allot
 from ..train import finetune, train_supernet
-from ..train.probe import probe_train_cost
+from ..train.probe import TrainCost, probe_train_cost
 from .config import TIMED_STAGES, stage_hash
 from .report import plot_latency
 
@@ -90,7 +93,7 @@ class Context:
 
     cfg: dict[str, dict[str, Any]]
     out: Path
-    board: Any
+    board: Board
     bundle: Any
     meta: dict[str, Any]
     rank: int = 0
@@ -119,12 +122,12 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     out = res.to_json()
     if cap is not None:
         out["train_cost"] = cap
-    write_json(d / "space.json", out)
+    write_json(d / rd.SPACE_JSON, out)
     plot_flops_cdf(res, d / "flops_cdf.png")
     spec = res.chosen_spec
     ctx.log(f"space: {sc['block']} blocks, width {spec.width_mult} x resolution {spec.resolution[0]}x"
             f"{spec.resolution[1]}, {res.chosen_row['macs_mean'] / 1e6:.1f} M MACs on average")
-    return {"space_json": str(d / "space.json"), "width_mult": spec.width_mult,
+    return {"space_json": str(d / rd.SPACE_JSON), "width_mult": spec.width_mult,
             "resolution": list(spec.resolution), "block": sc["block"]}
 
 
@@ -172,7 +175,7 @@ def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -
 def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
     # Train at the chosen resolution only: the search scores subnets there, and
     # sampling the space stage's whole resolution grid spent 2 of 3 steps elsewhere.
-    spec = replace_spec(load_space(ctx.out / "space" / "space.json"), resolutions=[])
+    spec = replace_spec(load_space(rd.RunDir(ctx.out).space_json), resolutions=[])
     t = ctx.cfg["train"]
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
                              lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
@@ -185,9 +188,12 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
 def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
-    macs = search_macs_limit(json.loads((ctx.out / "space" / "space.json").read_text(encoding="utf-8")))
+    macs = search_macs_limit(json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8")),
+                             ctx.results.get("supernet", {}).get("result", {}).get("images_per_s"),
+                             _finetune_seconds(ctx), len(ctx.bundle.train))
     if macs is not None:
-        ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (more than the time budget trains)")
+        ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the fine-tune could not train them "
+                f"for space.min_epochs in its share)")
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
                      proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
@@ -198,33 +204,47 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     ctx.log(f"search: winner {best['accuracy']:.4f} {sel.get('split', 'val')} accuracy (inherited weights; "
             f"cheapest of {sel.get('tied', 1)} within noise of the best), {best['macs']:,} MACs, "
             f"SRAM {best['sram_bytes']:,} B, flash {best['flash_bytes']:,} B, {best['latency_ms']:.1f} ms")
-    return {"best_arch": str(d / "best_arch.json"), "accuracy_supernet": best["accuracy"],
+    return {"best_arch": str(d / rd.BEST_ARCH), "accuracy_supernet": best["accuracy"],
             "candidates": len(res["history"]), "max_macs": macs}
 
 
-def search_macs_limit(space: dict[str, Any]) -> float | None:
+def _finetune_seconds(ctx: Context) -> float | None:
+    """What the fine-tune will get under the clock: what is left once the search has its allotment."""
+    if ctx.clock.deadline is None or "search" not in ctx.allotted:
+        return None
+    return max(ctx.clock.deadline.remaining() - ctx.allotted["search"], 0.0)
+
+
+def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None = None,
+                      finetune_s: float | None = None, n_images: int = 0) -> float | None:
     """The most MACs the winner may have under a time budget (None without one).
 
-    The space stage capped the chosen space's mean MACs at what the supernet's
-    share trains for `space.min_epochs`; without a limit in the search the
-    winner was still the biggest subnet that fits the board (CIFAR-10 at 20 min
-    on stm32f746g-disco: 25.4 M MACs where the cap was 8.9 M, and it lost to
-    ResNet-8). The search keeps the same cap, but never below the chosen
-    space's median, so that at least half of the space stays searchable when
-    the budget is too short for any space.
+    The winner is trained alone in the fine-tune, so the limit is the most
+    MACs that still see `space.min_epochs` epochs of the training set in the
+    fine-tune's seconds, at the speed the supernet really trained (the space
+    stage's few-second probe rescaled by minutes of supernet training: a
+    probe taken during a neighbour's burst once moved the cap five-fold).
+    Without those figures it is the space stage's cap. Without any limit the
+    winner was the biggest subnet that fits the board (CIFAR-10 at 20 min on
+    stm32f746g-disco: 25.4 M MACs against a cap of 8.9 M; it lost to
+    ResNet-8). The limit never drops below the chosen space's 10th
+    percentile, so part of the space stays searchable.
     """
-    cap = (space.get("train_cost") or {}).get("max_macs")
-    if cap is None:
+    tc = space.get("train_cost")
+    if tc is None:
         return None
     row = next((r for r in space["table"] if r["width_mult"] == space["chosen"]["width_mult"]
-                and list(r["resolution"]) == list(space["chosen"]["resolution"])), None)
-    median = (row or {}).get("macs_p50") or 0.0
-    return float(max(cap, median))
+                and list(r["resolution"]) == list(space["chosen"]["resolution"])), None) or {}
+    cap = tc["max_macs"]
+    if measured_images_per_s and finetune_s is not None and row.get("macs_mean") and n_images:
+        cost = TrainCost.from_json(tc).rescaled(row["macs_mean"], measured_images_per_s)
+        cap = cost.max_trainable_macs(finetune_s, n_images, tc["min_epochs"])
+    return float(max(cap, row.get("macs_p10") or 0.0))
 
 
 def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
     f = ctx.cfg["finetune"]
-    arch = load_arch(ctx.out / "search" / "best_arch.json")
+    arch = load_arch(rd.RunDir(ctx.out).best_arch)
     res = finetune(arch, ctx.out / "supernet", ctx.bundle, d, None if "finetune" in ctx.allotted else f["epochs"],
                    lr=f["lr"],
                    distill=f["distill"], seed=ctx.cfg["run"]["seed"], progress=ctx.rank == 0,
@@ -241,12 +261,10 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
 
 
 def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
-    import torch
-
     e = ctx.cfg["export"]
     ft = ctx.out / "finetune"
-    arch = load_arch(ft / "arch.json")
-    sd = torch.load(ft / "model.pt", map_location="cpu", weights_only=True)
+    arch = load_arch(ft / rd.ARCH_JSON)
+    sd = load_torch(ft / rd.MODEL_WEIGHTS)
     res = export_subnet(arch, sd, ctx.bundle, d, io=e["io"], target=e["target"], name=e["name"],
                         rep_samples=e["rep_samples"], force=True, progress=ctx.rank == 0,
                         labels=ctx.bundle.class_names, data_record=ctx.meta, seed=ctx.cfg["run"]["seed"],
@@ -256,20 +274,30 @@ def stage_export(ctx: Context, d: Path) -> dict[str, Any]:
 
 
 def stage_profile(ctx: Context, d: Path) -> dict[str, Any]:
-    tfl = ctx.out / "export" / "model.tflite"
+    tfl = rd.RunDir(ctx.out).tflite
     g = read_tflite(tfl)
-    m = measure_arena(tfl.read_bytes())
     lat = ctx.cfg["run"]["latency_ms"] or None
-    prof = profile_graph(g, ctx.board, measured_arena=m.arena_bytes, lut=lut_for_board(ctx.board),
+    prof = profile_graph(g, ctx.board, measured_arena=_measured_arena(ctx.out, tfl), lut=lut_for_board(ctx.board),
                          image=predict_if_calibrated(g, ctx.board),
                          latency_limit_ms=lat)
-    write_json(d / "profile.json", prof)
+    write_json(d / rd.PROFILE_JSON, prof)
     write_text(d / "profile.txt", format_report(prof) + "\n")
     plot_memory(prof, str(d / "memory.png"))
     plot_latency(prof, d / "latency.png", lat)
     ctx.log(f"profile: arena {prof['arena_bytes_device']:,} B (device), flash {prof['flash_bytes']:,} B, "
             f"{prof['latency_ms']:.1f} ms, fits={prof['fits']}")
     return {"fits": prof["fits"]}
+
+
+def _measured_arena(out: Path, tfl: Path) -> int | None:
+    """The export's TFLM arena measurement of this very file (measured once per run), else a new one."""
+    try:
+        exp = json.loads(rd.RunDir(out).export_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        exp = {}
+    if exp.get("arena_bytes_measured") and exp.get("model_bytes") == tfl.stat().st_size:
+        return int(exp["arena_bytes_measured"])
+    return measure_arena(tfl.read_bytes()).arena_bytes
 
 
 STAGES: list[tuple[str, Callable[[Context, Path], dict[str, Any]]]] = [
@@ -337,7 +365,7 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
     for name, fn in STAGES:
         h = stage_hash(ctx.cfg, name, up)
         d = ctx.stage_dir(name)
-        marker = d / "stage.json"
+        marker = d / rd.STAGE_JSON
         done = _finished(marker, h)
         if done is not None:
             ctx.log(f"{name}: finished earlier ({done['wall_s']} s), skipped")
@@ -352,7 +380,7 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
         if ctx.rank == 0:
             _prepare(d, name, stale)
         _barrier(ctx)
-        if name in RESUMABLE and (d / "checkpoint.pt").exists():
+        if name in RESUMABLE and (d / rd.CHECKPOINT).exists():
             ctx.log(f"{name}: resuming from {d / 'checkpoint.pt'}")
         else:
             ctx.log(f"{name}: running")

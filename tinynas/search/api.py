@@ -20,7 +20,7 @@ from ..boards import Board, load_board
 from ..costmodel import CostModel
 from ..data.meta import load_from_meta
 from ..distributed import pick_device, rank_and_world
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.arch import smallest_arch
 from ..space.spec import SpaceSpec
 from ..supernet import SupernetEvaluator, load_supernet
@@ -45,13 +45,13 @@ RL_STATE = "rl_state.pt"
 
 def _check_args(strategy: str, budget: int, predictor: str | None) -> None:
     if strategy not in STRATEGIES:
-        raise UserError(f"--strategy {strategy}: not one of {', '.join(STRATEGIES)}")
+        raise UserError(f"{option('strategy')} {strategy}: not one of {', '.join(STRATEGIES)}")
     if not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise UserError(f"candidates to evaluate: {budget}; must be an integer >= 1 (--candidates)")
+        raise UserError(f"candidates to evaluate: {budget}; must be an integer >= 1 ({option('candidates')})")
     if predictor not in (None, "mlp"):
-        raise UserError(f"--predictor {predictor}: only 'mlp' is available")
+        raise UserError(f"{option('predictor')} {predictor}: only 'mlp' is available")
     if predictor and strategy not in PREDICTOR_STRATEGIES:
-        raise UserError(f"--predictor {predictor} works with --strategy {' or '.join(PREDICTOR_STRATEGIES)}, "
+        raise UserError(f"{option('predictor')} {predictor} works with {option('strategy')} {' or '.join(PREDICTOR_STRATEGIES)}, "
                         f"not {strategy}")
 
 
@@ -242,7 +242,7 @@ def _fit_pool(pool: list[dict[str, Any]], deadline: Deadline | None, full_s: flo
     return pool[:max(1, n)]
 
 
-def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | os.PathLike | None, *,
+def run_search(supernet: str | os.PathLike | tuple, board: Board, out_dir: str | os.PathLike | None, *,
                strategy: str = "evolution", budget: int = 300, seed: int = 0, latency_ms: float | None = None,
                latency_weight: float = 0.0, predictor: str | None = None, calib_images: int = 500,
                proxy_images: int | None = None, top_k: int = 10, data: str | None = None,
@@ -272,9 +272,9 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     check_prefer(prefer, tie_z)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.is_dir() and any(out.iterdir()) and not (force or resume):
-        raise UserError(f"output directory {out} is not empty; pass --force to overwrite or --resume to continue")
+        raise UserError(f"output directory {out} is not empty; pass {option('force')} to overwrite or {option('resume')} to continue")
     if resume and strategy != "rl":
-        raise UserError("--resume continues an rl search (the controller checkpoint); other strategies restart")
+        raise UserError(f"{option('resume')} continues an rl search (the controller checkpoint); other strategies restart")
     b = board if isinstance(board, Board) else load_board(board)
     sn, spec, bundle, src = _load(supernet, data, bundle, device)
     ev_kw = {"calib_images": calib_images, "seed": seed, **(evaluator_options or {})}
@@ -289,7 +289,7 @@ def run_search(supernet: str | os.PathLike | tuple, board: Any, out_dir: str | o
     cm = CostModel(spec, b)
     state = out / RL_STATE if (out is not None and strategy == "rl") else None
     if resume and state is not None and not state.exists():
-        raise UserError(f"--resume: {state} does not exist; run without --resume to start")
+        raise UserError(f"{option('resume')}: {state} does not exist; run without {option('resume')} to start")
     rank, world = rank_and_world()
     stop, plan = None, {}
     if deadline is not None:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.arch import Arch, canonicalize_genomes, decode, genome_layout
 from ..space.spec import SpaceSpec
 from .genomes import spec_at
@@ -84,12 +84,12 @@ class Problem:
 
     def __post_init__(self) -> None:
         if self.latency_ms is not None and not self.latency_ms > 0:
-            raise UserError(f"--latency-ms {self.latency_ms}: must be > 0")
+            raise UserError(f"{option('latency_ms')} {self.latency_ms}: must be > 0")
         if self.latency_weight > 0:
-            raise UserError(f"--latency-weight {self.latency_weight}: must be <= 0 "
+            raise UserError(f"{option('latency_weight')} {self.latency_weight}: must be <= 0 "
                             "(MnasNet uses -0.07: slower models are rewarded less)")
         if self.latency_weight and self.latency_ms is None:
-            raise UserError("--latency-weight needs --latency-ms T (the target of ACC * (LAT/T)^w)")
+            raise UserError(f"{option('latency_weight')} needs {option('latency_ms')} T (the target of ACC * (LAT/T)^w)")
         if self.max_macs is not None and not self.max_macs > 0:
             raise UserError(f"MACs limit {self.max_macs}: must be > 0")
 

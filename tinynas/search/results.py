@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .. import rundir as rd
 from ..atomic import write_json, write_png
 from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
 from ..space.arch import save_arch
@@ -74,11 +75,11 @@ def clean_json(obj: Any) -> Any:
 def write_outputs(out_dir: str | os.PathLike, result: Mapping[str, Any]) -> dict[str, str]:
     """search.json, best_arch.json, pareto.png (+ controller.png for rl); returns the paths."""
     out = Path(out_dir)
-    files = {"search": str(out / "search.json"), "pareto": str(out / "pareto.png")}
-    write_json(out / "search.json", clean_json(dict(result)))
+    files = {"search": str(out / rd.SEARCH_JSON), "pareto": str(out / "pareto.png")}
+    write_json(out / rd.SEARCH_JSON, clean_json(dict(result)))
     if result.get("best"):
-        save_arch(out / "best_arch.json", result["best"]["arch"])
-        files["best_arch"] = str(out / "best_arch.json")
+        save_arch(out / rd.BEST_ARCH, result["best"]["arch"])
+        files["best_arch"] = str(out / rd.BEST_ARCH)
     plot_pareto(result, out / "pareto.png")
     rl = result.get("info", {}).get("rl")
     if rl:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.arch import encode, sample_genomes, smallest_arch
 from .budget import Archive
 from .problem import CONSTRAINTS, METRIC_OF, CostBatch, Problem
@@ -40,12 +40,12 @@ def infeasible_message(problem: Problem, smallest: CostBatch) -> str:
     parts = []
     for k in over:
         need = _fmt(k, smallest.values[METRIC_OF[k]][0])
-        allows = (f"limit --latency-ms {lim[k]:g}" if k == "latency"
+        allows = (f"limit {option('latency_ms')} {lim[k]:g}" if k == "latency"
                   else f"the time budget trains {_fmt(k, lim[k])}" if k == "macs"
                   else f"{problem.board_id} allows {_fmt(k, lim[k])}" if lim[k] else "over the limit")
         parts.append(f"{_NAMES[k]} needs at least {need} ({allows})")
-    hint = ("raise --latency-ms or pick a faster board" if over[0] == "latency"
-            else "give the run more --time" if over[0] == "macs"
+    hint = (f"raise {option('latency_ms')} or pick a faster board" if over[0] == "latency"
+            else f"give the run more {option('time')}" if over[0] == "macs"
             else "pick a smaller space (lower width multiplier or resolution, see `tinynas space`) or a larger board")
     return f"no subnet of the space fits {problem.board_id}: even the smallest one misses: {'; '.join(parts)}; {hint}"
 

@@ -307,7 +307,7 @@ def load_arch(path: str | os.PathLike, spec: SpaceSpec | None = None) -> Arch:
     try:
         return validate_arch(d, spec)
     except UserError as e:
-        raise UserError(f"{p}: {e}") from None
+        raise UserError(f"{p}: {e.args[0]}") from None
 
 
 def save_arch(path: str | os.PathLike, arch: Mapping) -> None:

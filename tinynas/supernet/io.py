@@ -13,14 +13,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import rundir as rd
 from ..checkpoint import load_torch, save_torch
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.spec import SpaceSpec, load_space
 from .supernet import Supernet
 
 FORMAT = "tinynas-supernet"
 VERSION = 1
-FILENAME = "supernet.pt"
+FILENAME = rd.SUPERNET_WEIGHTS
 
 
 def supernet_path(src: str | os.PathLike) -> Path:
@@ -38,7 +39,7 @@ def load_supernet(src: str | os.PathLike) -> tuple[Supernet, SpaceSpec, dict]:
     """(supernet in eval mode on the CPU, its space, its data record) from a train-supernet DIR."""
     p = supernet_path(src)
     if not p.exists():
-        raise UserError(f"{p} does not exist; pass the --out directory of `tinynas train-supernet`")
+        raise UserError(f"{p} does not exist; pass the {option('out')} directory of `tinynas train-supernet`")
     d = load_torch(p, "supernet")
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise UserError(f"{p} is not a tinynas supernet file (written by `tinynas train-supernet`)")

@@ -25,24 +25,25 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import rundir as rd
 from ..atomic import staged_dir, write_json
 from ..checkpoint import save_torch
 from ..data.meta import load_from_meta
 from ..distributed import DistContext, pick_device, rank_and_world
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.arch import arch_hash, save_arch, validate_arch
 from ..space.graph_builder import build_graph
 from ..space.torch_model import build_model, zero_init_residual
 from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, agree_max, smoothed_ce, soft_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, replanner, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 
 
@@ -50,7 +51,7 @@ def check_arch_data(arch: Mapping, bundle) -> None:
     """The arch's input channels and classes must be the data's (its resolution may differ: resized)."""
     c = bundle.input_shape[0]
     if arch["input"][0] != c:
-        raise UserError(f"arch input has {arch['input'][0]} channel(s) but the data has {c}; pass the --data "
+        raise UserError(f"arch input has {arch['input'][0]} channel(s) but the data has {c}; pass the {option('data')} "
                         "the supernet was trained on")
     if arch["num_classes"] != bundle.num_classes:
         raise UserError(f"arch has num_classes={arch['num_classes']} but the data has {bundle.num_classes} classes")
@@ -82,8 +83,8 @@ def check_out_dir(out_dir: str | Path, force: bool) -> None:
     """Refuse a non-empty --out before training, not after it."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise UserError(f"output {out} exists and is not an empty directory; pass --force to replace it "
-                        "or choose another --out")
+        raise UserError(f"output {out} exists and is not an empty directory; pass {option('force')} to replace it "
+                        f"or choose another {option('out')}")
 
 
 def val_batches(bundle, resolution: tuple[int, int], device: torch.device, batch_size: int = 250,
@@ -152,7 +153,7 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     if time_budget_s is not None and not time_budget_s > 0:
         raise UserError(f"time budget must be positive, got {time_budget_s} s")
     if time_budget_s is None and (epochs is None or epochs < 0) or batch_size < 1 or lr <= 0:
-        raise UserError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+        raise UserError(f"{option('epochs')} must be >= 0, {option('batch_size')} >= 1 and {option('lr')} > 0")
     epochs = 1 if time_budget_s is not None else int(epochs)
     check_out_dir(out_dir, force)
     rank, world = rank_and_world()
@@ -190,12 +191,12 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     if deadline is not None:
         budget = TimePlan(budget_s=float(time_budget_s), spend=spend)
         stop = _plan_finetune(trainer, budget, deadline, cost, model, val, sel, keep_best, progress and ctx.is_main)
-    on_end = keeper if budget is None else _replanner(trainer, budget, stop, cost, keeper)
+    on_end = keeper if budget is None else replanner(trainer, budget, stop, cost["sel_s"] if keeper else 0.0, keeper)
     if trainer.total_steps:
         try:
             trainer.fit(0, history, on_end, deadline=stop)
         except NonFiniteLoss as e:
-            raise NonFiniteLoss(f"{e}; nothing was written; lower --lr") from None
+            raise NonFiniteLoss(f"{e}; nothing was written; lower {option('lr')}") from None
     if keeper is not None:
         keeper.restore()
     result = {"arch_hash": arch_hash(arch), "accuracy_float": round(accuracy(model, val), 5),
@@ -250,31 +251,6 @@ def _plan_finetune(trainer: Trainer, budget: TimePlan, deadline: Deadline, cost:
     return train_until
 
 
-def _replanner(trainer: Trainer, budget: TimePlan, train_until: Deadline, cost: dict,
-               keeper: BestKeeper | None) -> Callable[[list[dict]], None]:
-    """After each epoch: keep the best weights, then re-plan the remaining steps from the epoch's own speed.
-
-    The first plan rests on a few probe steps; when a neighbour's load comes or
-    goes the speed changes by tens of percent, and a fixed plan then leaves time
-    unused or hits the hard stop before the learning rate has decayed.
-    """
-    per_epoch = cost["sel_s"] if keeper is not None else 0.0
-
-    def on_end(history: list[dict]) -> None:
-        if keeper is not None:
-            keeper(history)
-        last = history[-1]
-        if last.get("stopped_at_deadline") or not last["steps"]:
-            return
-        step_s = agree_max(last["wall_s"] / last["steps"])
-        done = int(sum(h["steps"] for h in history))
-        left = plan_steps(train_until.remaining(), step_s, trainer.plan.steps, per_epoch_s=per_epoch, min_steps=0)
-        if trainer.replan(done, done + left):
-            budget.planned_steps = trainer.total_steps
-            budget.replans += 1
-    return on_end
-
-
 def _teacher_check(teacher: torch.nn.Module | None, sel: list, student: float | None, n: int) -> dict:
     """Use the teacher only where it is clearly (one standard error) better than the starting student."""
     if teacher is None:
@@ -289,10 +265,10 @@ def _teacher_check(teacher: torch.nn.Module | None, sel: list, student: float | 
 def _write(out_dir: str | Path, force: bool, arch: Mapping, model: torch.nn.Module, meta: Mapping,
            result: dict) -> None:
     with staged_dir(out_dir, force=force) as tmp:
-        save_arch(tmp / "arch.json", arch)
-        save_torch(tmp / "model.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        save_arch(tmp / rd.ARCH_JSON, arch)
+        save_torch(tmp / rd.MODEL_WEIGHTS, {k: v.detach().cpu() for k, v in model.state_dict().items()})
         write_json(tmp / "data.json", dict(meta))
-        write_json(tmp / "finetune.json", result)
+        write_json(tmp / rd.FINETUNE_JSON, result)
 
 
 def _teacher(sn, spec, arch: Mapping, calib: list[torch.Tensor]) -> torch.nn.Module:
@@ -349,7 +325,7 @@ def finetune(arch: Mapping, supernet_dir: str | Path, bundle, out_dir: str | Pat
     try:
         sn.check_arch(a)
     except UserError as e:
-        raise UserError(f"the arch is not a subnet of the supernet's space: {e}") from None
+        raise UserError(f"the arch is not a subnet of the supernet's space: {e.args[0]}") from None
     check_arch_data(a, bundle)
     dev = pick_device(device)
     sn.to(dev)

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import rundir as rd
 from ..atomic import write_json
-from ..errors import UserError
+from ..errors import UserError, option
 from ..space.arch import decode, largest_arch, sample_genomes, smallest_arch
 from ..space.spec import SpaceSpec
 from ..space.torch_model import zero_init_residual
@@ -34,7 +35,7 @@ from ..supernet import Supernet, SupernetEvaluator, save_supernet
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from ..checkpoint import check_resumable, load_torch, save_torch
 from ..distributed import DistContext, barrier, pick_device, rank_and_world
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, smoothed_ce, soft_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, replanner, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 from .report import plot_curve
 
@@ -48,10 +49,10 @@ def check_data_fits(spec: SpaceSpec, bundle) -> None:
     c = bundle.input_shape[0]
     if spec.input_channels != c:
         raise UserError(f"space has input_channels={spec.input_channels} but the data has {c} channel(s); "
-                        f"set input_channels to {c} in the space file (or use --space default)")
+                        f"set input_channels to {c} in the space file (or use {option('space')} default)")
     if spec.num_classes != bundle.num_classes:
         raise UserError(f"space has num_classes={spec.num_classes} but the data has {bundle.num_classes} "
-                        f"classes; set num_classes to {bundle.num_classes} in the space file (or use --space default)")
+                        f"classes; set num_classes to {bundle.num_classes} in the space file (or use {option('space')} default)")
 
 
 SAMPLINGS = ("uniform", "sandwich")
@@ -72,7 +73,7 @@ class SposStep:
         if sampling not in SAMPLINGS:
             raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if sampling == "sandwich" and paths_per_step < 2:
-            raise UserError("sampling 'sandwich' needs --paths-per-step >= 2 (largest + smallest, then random)")
+            raise UserError(f"sampling 'sandwich' needs {option('paths_per_step')} >= 2 (largest + smallest, then random)")
         self.sn, self.k, self.ls, self.sampling = sn, paths_per_step, label_smoothing, sampling
         self.native = tuple(bundle.input_shape[1:])
         self.resize = bundle.preprocessing["resize"]
@@ -116,17 +117,17 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
     """
     empty = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     if resume:
-        if (out / "checkpoint.pt").is_file():
+        if (out / rd.CHECKPOINT).is_file():
             return True
         if not empty:
-            raise UserError(f"--resume: {out / 'checkpoint.pt'} does not exist and {out} is not empty; "
-                            "choose another --out or pass --force to start over")
+            raise UserError(f"{option('resume')}: {out / 'checkpoint.pt'} does not exist and {out} is not empty; "
+                            f"choose another {option('out')} or pass {option('force')} to start over")
     if out.exists() and not out.is_dir():
-        raise UserError(f"output path {out} exists and is not a directory; choose another --out")
+        raise UserError(f"output path {out} exists and is not a directory; choose another {option('out')}")
     if not empty:
         if not force:
-            raise UserError(f"output directory {out} is not empty; pass --resume to continue it, "
-                            "--force to replace it, or choose another --out")
+            raise UserError(f"output directory {out} is not empty; pass {option('resume')} to continue it, "
+                            f"{option('force')} to replace it, or choose another {option('out')}")
         if rank_and_world()[0] == 0:
             shutil.rmtree(out)
     barrier()
@@ -148,21 +149,26 @@ def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: b
 class _Writer:
     """Rank 0's per-epoch outputs: checkpoint first, then supernet.pt, train.json and the curve."""
 
-    def __init__(self, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, meta: Mapping, run: dict,
+    def __init__(self, out: Path, sn: Supernet, opt: MaskedSGD, trainer: Trainer, meta: Mapping, run: dict,
                  budget: TimePlan | None = None):
-        self.out, self.sn, self.opt, self.cfg, self.meta, self.run = out, sn, opt, cfg, meta, run
+        self.out, self.sn, self.opt, self.trainer, self.meta, self.run = out, sn, opt, trainer, meta, run
         self.budget = budget
+
+    @property
+    def cfg(self) -> LoopConfig:
+        """The trainer's config as it is now: a re-plan moves its step count."""
+        return self.trainer.cfg
 
     def __call__(self, history: list[dict]) -> None:
         if rank_and_world()[0] != 0:
             return
         done = history[-1]["epoch"]
-        save_torch(self.out / "checkpoint.pt", {
+        save_torch(self.out / rd.CHECKPOINT, {
             "format": CHECKPOINT_FORMAT, "epoch": done, "model": self.sn.state_dict(),
             "optimizer": self.opt.state_dict(), "history": history, "config": self.cfg.to_dict(),
             "run": self.run, "space": self.sn.spec.to_dict(), "data": dict(self.meta),
             "time": self.budget.record(history) if self.budget is not None else None})
-        save_supernet(self.out / "supernet.pt", self.sn, self.meta, epochs=done, epochs_planned=self.cfg.epochs,
+        save_supernet(self.out / rd.SUPERNET_WEIGHTS, self.sn, self.meta, epochs=done, epochs_planned=self.cfg.epochs,
                       config=self.cfg.to_dict())
         self.write_summary(history)
 
@@ -174,13 +180,13 @@ class _Writer:
             summary["final_eval"] = final
         if self.budget is not None:
             summary["time"] = self.budget.record(history)
-        write_json(self.out / "train.json", summary)
+        write_json(self.out / rd.TRAIN_JSON, summary)
         plot_curve(history, self.out / "train_curve.png", title=f"SPOS supernet: {self.sn.spec.name}")
         return summary
 
 
 def _load_checkpoint(out: Path) -> dict:
-    ck = load_torch(out / "checkpoint.pt")
+    ck = load_torch(out / rd.CHECKPOINT)
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{out / 'checkpoint.pt'} is not a train-supernet checkpoint")
     return ck
@@ -191,11 +197,11 @@ def _resume(ck: dict, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, 
     check_resumable({**ck["config"], **{k: ck["run"].get(k) for k in run_keys}}, {**cfg.to_dict(), **run_keys})
     for key in ("load", "preprocessing"):
         if ck["data"].get(key) != dict(data_meta).get(key):
-            raise UserError(f"--resume: the data ({key}) differs from the run in {out}; pass the same --data "
+            raise UserError(f"{option('resume')}: the data ({key}) differs from the run in {out}; pass the same {option('data')} "
                             "and split options")
     if ck["space"] != spec.to_dict():
-        raise UserError(f"--resume: the space differs from the one in {out / 'checkpoint.pt'}; "
-                        f"pass --space {out / 'space.json'}")
+        raise UserError(f"{option('resume')}: the space differs from the one in {out / 'checkpoint.pt'}; "
+                        f"pass {option('space')} {out / 'space.json'}")
     sn.load_state_dict(ck["model"], strict=True)
     opt.load_state_dict(ck["optimizer"])
     return int(ck["epoch"]), list(ck["history"])
@@ -226,7 +232,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     entry = Deadline.after(time_budget_s) if time_budget_s is not None else None
     check_data_fits(spec, bundle)
     if epochs < 1 or batch_size < 1 or lr <= 0 or paths_per_step < 1:
-        raise UserError("--epochs, --batch-size and --paths-per-step must be >= 1 and --lr > 0")
+        raise UserError(f"{option('epochs')}, {option('batch_size')} and {option('paths_per_step')} must be >= 1 and {option('lr')} > 0")
     out = Path(out_dir)
     resume = _prepare_out(out, resume, force)
     rank, world = rank_and_world()
@@ -250,7 +256,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     run_info = {**run_keys, "world_size": world, "n_train": len(bundle.train),
                 "n_val": len(bundle.val)}
     if ctx.is_main:
-        write_json(out / "space.json", spec.to_dict())
+        write_json(out / rd.SPACE_JSON, spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
     trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing, sampling),
                       progress=progress, desc="supernet")
@@ -260,12 +266,13 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
         stop = _plan_supernet(trainer, budget, entry, final_eval and len(bundle.val) > 0,
                               2 * (calib_images + len(bundle.val)), progress and ctx.is_main)
         cfg = trainer.cfg
-    writer = _Writer(out, sn, opt, cfg, data_meta, run_info, budget)
+    writer = _Writer(out, sn, opt, trainer, data_meta, run_info, budget)
+    on_end = writer if budget is None else replanner(trainer, budget, stop, EPOCH_WRITE_S, after=writer)
     try:
-        trainer.fit(start, history, writer, deadline=stop)
+        trainer.fit(start, history, on_end, deadline=stop)
     except NonFiniteLoss as e:
         kept = f"{out / 'checkpoint.pt'} (epoch {history[-1]['epoch']}) is kept" if history else "no epoch finished"
-        raise NonFiniteLoss(f"{e}; {kept}; lower --lr and start over with --force") from None
+        raise NonFiniteLoss(f"{e}; {kept}; lower {option('lr')} and start over with {option('force')}") from None
     final = None
     if final_eval and len(bundle.val):
         final = _final_eval(sn, spec, bundle, calib_images, progress and ctx.is_main)

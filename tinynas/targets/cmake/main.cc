@@ -7,11 +7,13 @@
 #include <limits>
 
 #include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/micro/micro_time.h"
 #include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
 #include "{{name}}_model_data.h"
+#include "{{name}}_model_io.h"
 #include "{{name}}_model_settings.h"
 #include "{{name}}_op_resolver.h"
 
@@ -25,62 +27,6 @@ alignas(16) uint8_t g_tensor_arena[settings::kArenaBytes];
 
 constexpr int kRuns = 3;
 
-// The float value of input element i. Replace with real data (sensor samples,
-// pixels, features) in the units and range the model was trained on.
-float example_input(int i, int run) {
-  (void)i;
-  return 0.5f + 0.25f * static_cast<float>(run);
-}
-
-template <typename T>
-T quantize(float x, float scale, int zero_point) {
-  const float q = std::round(x / scale) + static_cast<float>(zero_point);
-  const float lo = static_cast<float>(std::numeric_limits<T>::min());
-  const float hi = static_cast<float>(std::numeric_limits<T>::max());
-  return static_cast<T>(q < lo ? lo : (q > hi ? hi : q));
-}
-
-// Stores float x in element i of the input tensor, quantized with the model's
-// input scale and zero point. Returns false for types this example does not handle.
-bool set_input(TfLiteTensor* t, int i, float x) {
-  switch (t->type) {
-    case kTfLiteInt8:
-      t->data.int8[i] = quantize<int8_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteUInt8:
-      t->data.uint8[i] = quantize<uint8_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteInt16:
-      t->data.i16[i] = quantize<int16_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteFloat32:
-      t->data.f[i] = x;
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Element i of the output tensor as a float (dequantized when the output is integer).
-float get_output(const TfLiteTensor* t, int i) {
-  switch (t->type) {
-    case kTfLiteInt8:
-      return settings::kOutputScale * static_cast<float>(t->data.int8[i] - settings::kOutputZeroPoint);
-    case kTfLiteUInt8:
-      return settings::kOutputScale * static_cast<float>(t->data.uint8[i] - settings::kOutputZeroPoint);
-    case kTfLiteInt16:
-      return settings::kOutputScale * static_cast<float>(t->data.i16[i] - settings::kOutputZeroPoint);
-    case kTfLiteFloat32:
-      return t->data.f[i];
-    default:
-      return 0.0f;
-  }
-}
-
-const char* label_of(int index) {
-  return index < settings::kNumLabels ? settings::kLabels[index] : "-";
-}
-
 #if defined(TINYNAS_QEMU)
 // SysTick of the emulated core, counted by qemu/startup.c.
 extern "C" uint32_t tinynas_ticks(void);
@@ -90,6 +36,41 @@ uint32_t ticks_per_second() { return tinynas_ticks_per_second(); }
 #else
 uint32_t now_ticks() { return tflite::GetCurrentTimeTicks(); }
 uint32_t ticks_per_second() { return tflite::ticks_per_second(); }
+#endif
+
+#if defined(TINYNAS_OP_PROFILE)
+// Ticks per operator: TFLM calls BeginEvent/EndEvent around every kernel's Invoke. Under
+// QEMU with -icount the ticks count guest instructions (tinynas lut emulate reads them).
+class OpTicks : public tflite::MicroProfilerInterface {
+ public:
+  static constexpr int kMaxOps = 512;
+  uint32_t BeginEvent(const char* tag) override {
+    if (count_ >= kMaxOps) return kMaxOps;
+    tags_[count_] = tag;
+    start_[count_] = now_ticks();
+    return count_++;
+  }
+  void EndEvent(uint32_t handle) override {
+    if (handle < kMaxOps) ticks_[handle] = now_ticks() - start_[handle];
+  }
+  void Print(const char* kind) const {
+    for (uint32_t i = 0; i < count_; ++i) {
+      printf("op %s %lu %s %lu\n", kind, static_cast<unsigned long>(i), tags_[i],
+             static_cast<unsigned long>(ticks_[i]));
+    }
+  }
+  void Reset() { count_ = 0; }
+
+ private:
+  const char* tags_[kMaxOps] = {};
+  uint32_t start_[kMaxOps] = {};
+  uint32_t ticks_[kMaxOps] = {};
+  uint32_t count_ = 0;
+};
+OpTicks g_op_ticks;
+tflite::MicroProfilerInterface* profiler() { return &g_op_ticks; }
+#else
+tflite::MicroProfilerInterface* profiler() { return nullptr; }
 #endif
 
 #if defined(TINYNAS_SELFTEST)
@@ -128,6 +109,9 @@ int selftest(tflite::MicroInterpreter& interpreter) {
   for (int kind = 0; kind < 3; ++kind) {
     // TFLM may reuse the input tensor's memory during Invoke(): refill it every time.
     fill_inputs(interpreter, kind);
+#if defined(TINYNAS_OP_PROFILE)
+    g_op_ticks.Reset();
+#endif
     const uint32_t t0 = now_ticks();
     if (interpreter.Invoke() != kTfLiteOk) {
       printf("selftest %s: Invoke failed\n", kInputKinds[kind]);
@@ -136,6 +120,9 @@ int selftest(tflite::MicroInterpreter& interpreter) {
     const uint32_t ticks = now_ticks() - t0;
     printf("invoke %s ticks %lu per_second %lu\n", kInputKinds[kind],
            static_cast<unsigned long>(ticks), static_cast<unsigned long>(ticks_per_second()));
+#if defined(TINYNAS_OP_PROFILE)
+    g_op_ticks.Print(kInputKinds[kind]);
+#endif
     for (size_t n = 0; n < interpreter.outputs_size(); ++n) {
       const TfLiteTensor* out = interpreter.output(n);
       printf("output %s %u ", kInputKinds[kind], static_cast<unsigned>(n));
@@ -169,7 +156,8 @@ int main() {
     return 1;
   }
 
-  static tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena, settings::kArenaBytes);
+  static tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena, settings::kArenaBytes,
+                                              nullptr, profiler());
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     printf("AllocateTensors failed; is kArenaBytes (%d) too small for this TFLM build?\n",
            settings::kArenaBytes);
@@ -188,11 +176,10 @@ int main() {
 #endif
 
   for (int run = 0; run < kRuns; ++run) {
-    for (int i = 0; i < settings::kInputElements; ++i) {
-      if (!set_input(input, i, example_input(i, run))) {
-        printf("input type %d is not handled by this example\n", static_cast<int>(input->type));
-        return 1;
-      }
+    // Stand-in data; feed your sensor's bytes with settings::SetInputRaw(input, i, byte).
+    if (!settings::SetDemoInput(input, run)) {
+      printf("input type %d is not handled by this example\n", static_cast<int>(input->type));
+      return 1;
     }
 
     const uint32_t t0 = now_ticks();
@@ -204,11 +191,11 @@ int main() {
 
     const TfLiteTensor* output = interpreter.output(0);
     int top = 0;
-    float best = get_output(output, 0);
+    float best = settings::OutputValue(output, 0);
     for (int i = 0; i < settings::kOutputElements; ++i) {
-      const float y = get_output(output, i);
+      const float y = settings::OutputValue(output, i);
       if (settings::kOutputElements <= 16) {
-        printf("  output[%d] = %.4f %s\n", i, static_cast<double>(y), label_of(i));
+        printf("  output[%d] = %.4f %s\n", i, static_cast<double>(y), settings::LabelOf(i));
       }
       if (y > best) {
         best = y;
@@ -216,7 +203,7 @@ int main() {
       }
     }
     printf("run %d: top class %d (%s), score %.4f, Invoke() %lu ticks (%lu per second)\n", run, top,
-           label_of(top), static_cast<double>(best), static_cast<unsigned long>(ticks),
+           settings::LabelOf(top), static_cast<double>(best), static_cast<unsigned long>(ticks),
            static_cast<unsigned long>(ticks_per_second()));
   }
 

@@ -9,6 +9,7 @@
 #include <Chirale_TensorFlowLite.h>
 
 #include "{{name}}_model_data.h"
+#include "{{name}}_model_io.h"
 #include "{{name}}_model_settings.h"
 #include "{{name}}_op_resolver.h"
 

@@ -13,6 +13,7 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 
 #include "{{name}}_model_data.h"
+#include "{{name}}_model_io.h"
 #include "{{name}}_model_settings.h"
 #include "{{name}}_op_resolver.h"
 
@@ -26,67 +27,11 @@ alignas(16) uint8_t g_tensor_arena[settings::kArenaBytes];
 
 constexpr int kPeriodMs = 1000;
 
-// The float value of input element i. Replace with real data (sensor samples,
-// pixels, features) in the units and range the model was trained on.
-float example_input(int i, int run) {
-  (void)i;
-  return 0.5f + 0.25f * static_cast<float>(run % 4);
-}
-
 // printk has no %f; print a float with four decimals through integers instead.
 void print_fixed(float x) {
   const long scaled = std::lround(static_cast<double>(x) * 10000.0);
   const unsigned long mag = static_cast<unsigned long>(scaled < 0 ? -scaled : scaled);
   printk("%s%lu.%04lu", scaled < 0 ? "-" : "", mag / 10000UL, mag % 10000UL);
-}
-
-template <typename T>
-T quantize(float x, float scale, int zero_point) {
-  const float q = std::round(x / scale) + static_cast<float>(zero_point);
-  const float lo = static_cast<float>(std::numeric_limits<T>::min());
-  const float hi = static_cast<float>(std::numeric_limits<T>::max());
-  return static_cast<T>(q < lo ? lo : (q > hi ? hi : q));
-}
-
-// Stores float x in element i of the input tensor, quantized with the model's
-// input scale and zero point. Returns false for types this example does not handle.
-bool set_input(TfLiteTensor* t, int i, float x) {
-  switch (t->type) {
-    case kTfLiteInt8:
-      t->data.int8[i] = quantize<int8_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteUInt8:
-      t->data.uint8[i] = quantize<uint8_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteInt16:
-      t->data.i16[i] = quantize<int16_t>(x, settings::kInputScale, settings::kInputZeroPoint);
-      return true;
-    case kTfLiteFloat32:
-      t->data.f[i] = x;
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Element i of the output tensor as a float (dequantized when the output is integer).
-float get_output(const TfLiteTensor* t, int i) {
-  switch (t->type) {
-    case kTfLiteInt8:
-      return settings::kOutputScale * static_cast<float>(t->data.int8[i] - settings::kOutputZeroPoint);
-    case kTfLiteUInt8:
-      return settings::kOutputScale * static_cast<float>(t->data.uint8[i] - settings::kOutputZeroPoint);
-    case kTfLiteInt16:
-      return settings::kOutputScale * static_cast<float>(t->data.i16[i] - settings::kOutputZeroPoint);
-    case kTfLiteFloat32:
-      return t->data.f[i];
-    default:
-      return 0.0f;
-  }
-}
-
-const char* label_of(int index) {
-  return index < settings::kNumLabels ? settings::kLabels[index] : "-";
 }
 
 }  // namespace
@@ -124,11 +69,10 @@ int main(void) {
   }
 
   for (int run = 0;; ++run) {
-    for (int i = 0; i < settings::kInputElements; ++i) {
-      if (!set_input(input, i, example_input(i, run))) {
-        printk("input type %d is not handled by this example\n", static_cast<int>(input->type));
-        return 1;
-      }
+    // Stand-in data; feed your sensor's bytes with settings::SetInputRaw(input, i, byte).
+    if (!settings::SetDemoInput(input, run)) {
+      printk("input type %d is not handled by this example\n", static_cast<int>(input->type));
+      return 1;
     }
 
     if (interpreter.Invoke() != kTfLiteOk) {
@@ -138,20 +82,20 @@ int main(void) {
 
     const TfLiteTensor* output = interpreter.output(0);
     int top = 0;
-    float best = get_output(output, 0);
+    float best = settings::OutputValue(output, 0);
     for (int i = 0; i < settings::kOutputElements; ++i) {
-      const float y = get_output(output, i);
+      const float y = settings::OutputValue(output, i);
       if (settings::kOutputElements <= 16) {
         printk("  output[%d] = ", i);
         print_fixed(y);
-        printk(" %s\n", label_of(i));
+        printk(" %s\n", settings::LabelOf(i));
       }
       if (y > best) {
         best = y;
         top = i;
       }
     }
-    printk("run %d: top class %d (%s), score ", run, top, label_of(top));
+    printk("run %d: top class %d (%s), score ", run, top, settings::LabelOf(top));
     print_fixed(best);
     printk("; arena used %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),
            settings::kArenaBytes);
