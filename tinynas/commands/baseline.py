@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         lock.close()
-    log(f"int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, flash {s['flash_bytes']:,} B, "
+    log(f"int8 top-1 {s['accuracy_int8']:.4f}, SRAM {s['sram_bytes']:,} B, flash {s['flash_bytes']:,} B, "
         f"{s['latency_ms']:.2f} ms, fits={s['fits']}; summary {out / 'summary.json'}")
     if not s["fits"]:
         raise UserError(f"{args.model} does not fit {board.id}; see {out / 'report.md'}")

@@ -212,6 +212,6 @@ def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Board, rank: i
         tm = s["time"]
         log(f"time: {tm['spent_s']:.0f} s spent of a {tm['budget_s']:.0f} s budget; export and profile "
             f"{tm['outside_budget_s']:.0f} s on top")
-    log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, arena {s['arena_bytes']:,} B, "
+    log(f"done in {time.time() - t0:.0f} s: int8 top-1 {s['accuracy_int8']:.4f}, SRAM {s['sram_bytes']:,} B, "
         f"flash {s['flash_bytes']:,} B, {s['latency_ms']:.2f} ms, fits={s['fits']}")
     log(f"report: {out / 'report.html'} and {out / 'report.md'}; summary: {out / 'summary.json'}")

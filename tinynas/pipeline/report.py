@@ -364,7 +364,8 @@ def build_blocks(out: Path, board, cfg: Mapping, summary: Mapping[str, Any], tit
     blocks: list[Block] = [
         ("h", 1, f"{title}: {board.name} ({board.id})"),
         ("p", f"Verdict: {verdict}. int8 top-1 {_pct(summary['accuracy_int8'] or 0)} in TFLM "
-              f"(float {_pct(summary['accuracy_float'] or 0)}), arena {summary['arena_bytes']:,} B, "
+              f"(float {_pct(summary['accuracy_float'] or 0)}), SRAM {summary['sram_bytes']:,} B "
+              f"(kArenaBytes {summary['arena_bytes']:,} B + reserve), "
               f"flash {summary['flash_bytes']:,} B, {summary['latency_ms']:.2f} ms estimated, "
               f"{summary['macs']:,} MACs."),
         ("h", 2, "Board and limits"),

@@ -284,8 +284,8 @@ def stage_profile(ctx: Context, d: Path) -> dict[str, Any]:
     write_text(d / "profile.txt", format_report(prof) + "\n")
     plot_memory(prof, str(d / "memory.png"))
     plot_latency(prof, d / "latency.png", lat)
-    ctx.log(f"profile: arena {prof['arena_bytes_device']:,} B (device), flash {prof['flash_bytes']:,} B, "
-            f"{prof['latency_ms']:.1f} ms, fits={prof['fits']}")
+    ctx.log(f"profile: SRAM {prof['sram_bytes']:,} B (kArenaBytes {prof['arena_bytes_firmware']:,} + reserve), "
+            f"flash {prof['flash_bytes']:,} B, {prof['latency_ms']:.1f} ms, fits={prof['fits']}")
     return {"fits": prof["fits"]}
 
 
