@@ -547,9 +547,8 @@ def _raw_input_body(stage: InputStage | None, t: Tensor | None) -> list[str]:
         return ["  (void)t;", "  (void)i;", "  (void)v;",
                 "  return false;  // exported from a bare .tflite: the input stage is unknown"]
     if stage.table is not None and t.dtype in _C_INT_TYPES:
-        member = {"int8": "int8", "uint8": "uint8"}[t.dtype]
         return [f"  if (t->type != {_TFLITE_TYPES[t.dtype]}) return false;",
-                f"  t->data.{member}[i] = InputFromRaw(i, v);", "  return true;"]
+                f"  t->data.{t.dtype}[i] = InputFromRaw(i, v);", "  return true;"]  # TfLitePtrUnion's member
     return ["  return SetInputValue(t, i, NormalizedInput(i, static_cast<float>(v)));"]
 
 
@@ -625,6 +624,21 @@ def model_io_header(name: str, graph: Graph, input_stage: InputStage | None = No
         "    default:",
         "      return 0.0f;",
         "  }",
+        "}",
+        "",
+        "// The top class of output 0; its score goes to *score.",
+        "inline int TopClass(const TfLiteTensor* t, float* score) {",
+        "  int top = 0;",
+        "  float best = OutputValue(t, 0);",
+        "  for (int i = 1; i < kOutputElements; ++i) {",
+        "    const float y = OutputValue(t, i);",
+        "    if (y > best) {",
+        "      best = y;",
+        "      top = i;",
+        "    }",
+        "  }",
+        "  *score = best;",
+        "  return top;",
         "}",
         "",
         "inline const char* LabelOf(int index) {",

@@ -57,13 +57,14 @@ def verdict(sram_bytes: int, flash_bytes: int, board, unsupported: list[str],
 
 
 def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
-                  latency_limit_ms: float | None = None, image: Any = None) -> dict[str, Any]:
+                  latency_limit_ms: float | None = None, image_for: Any = None) -> dict[str, Any]:
     """The full profile as a JSON-able dict (the schema of `tinynas profile --json`).
 
-    `image` (tinynas.deploy.footprint.predict's result, computed by the caller,
-    which sits above this layer) adds the linked TFLM image's own flash and SRAM:
-    within 1% of arm-none-eabi-size on the calibrated cores, where model + reserve
-    is off by -10% to +72% (tests/test_firmware_tflm.py).
+    `image_for(graph, board, arena_bytes)` (tinynas.deploy.footprint.predict_if_calibrated,
+    passed in by the caller, which sits above this layer) adds the linked TFLM image's
+    own flash and SRAM for the kArenaBytes computed here: within 1% of arm-none-eabi-size
+    on the calibrated cores, where model + reserve is off by -10% to +72%
+    (tests/test_firmware_tflm.py).
     """
     from .cgen import firmware_arena_base, firmware_sram
     from .latency import graph_latency
@@ -81,6 +82,7 @@ def profile_graph(g: Graph, board, measured_arena: int | None = None, lut=None,
     base, how = firmware_arena_base(measured_arena, ref.arena_bytes, no_scratch.arena_bytes)
     sram_parts = firmware_sram(base, dev.arena_bytes - no_scratch.arena_bytes, board.sram_reserved_bytes, how)
     sram = sram_parts["total_bytes"]
+    image = image_for(g, board, sram_parts["firmware_arena_bytes"]) if image_for is not None else None
     ver = verdict(sram, flash, board, unsupported, lat.total_ms, latency_limit_ms)
     ops = []
     for op in g.ops:
@@ -135,7 +137,7 @@ def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float |
                   measure: bool = True, timeout_s: float = 60.0, image_for: Any = None) -> dict[str, Any]:
     """Profile a .tflite file: what `tinynas profile --json` prints.
 
-    `image_for(graph, board)` (tinynas.deploy.footprint.predict_if_calibrated,
+    `image_for(graph, board, arena_bytes)` (tinynas.deploy.footprint.predict_if_calibrated,
     passed in by the command) predicts the linked firmware image (see profile_graph).
 
     The file is checked first (a FIFO would block the read forever); the TFLM
@@ -153,7 +155,7 @@ def profile_model(model: str | os.PathLike, board, lut=None, latency_ms: float |
         m = measure_arena(path.read_bytes(), timeout_s=timeout_s)
         measured, note = m.arena_bytes, m.error
     prof = profile_graph(graph, board, measured_arena=measured, lut=lut, latency_limit_ms=latency_ms,
-                         image=image_for(graph, board) if image_for is not None else None)
+                         image_for=image_for)
     if note:
         prof["measurement_note"] = note
     return prof

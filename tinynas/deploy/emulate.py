@@ -71,7 +71,7 @@ def count(elf: Path, board: Board) -> EmulatedInvoke:
     run = parse_selftest(run_qemu(elf, machine.name))
     if not run.done or not run.op_ticks:
         raise UserError(f"the profiled firmware did not finish under {machine.name}; nothing was counted")
-    per_tick = round(1e9 / run.ticks_per_second)  # -icount shift=0: one instruction per nanosecond
+    per_tick = run.instructions_per_tick
     ops = {kind: [OpCount(i, op, t * per_tick) for i, (op, t) in enumerate(pairs)]
            for kind, pairs in run.op_ticks.items()}
     return EmulatedInvoke(core=board.core, machine=machine.name,

@@ -78,7 +78,7 @@ def run_on_qemu(project: Path, tree: Path, board: Board, op_counts: bool = False
         lines.append(f"    {kind:<8} Invoke() {run.ticks[kind]:,} ticks ({run.invoke_ms(kind):.2f} ms)  "
                      f"output {outs}")
     if run.op_ticks.get("random"):
-        per_tick = round(1e9 / run.ticks_per_second)
+        per_tick = run.instructions_per_tick
         lines.append(f"  ops    instructions per operator (random input; {per_tick} per tick, repeatable):")
         lines += [f"    {i:>3} {op:<24} {t * per_tick:>13,}" for i, (op, t) in enumerate(run.op_ticks["random"])]
     return "\n".join(lines)

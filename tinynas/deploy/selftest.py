@@ -76,6 +76,11 @@ class SelftestRun:
     op_ticks: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # per kind: (op, ticks) in order
     arena_used: int | None = None  # MicroInterpreter::arena_used_bytes() on the target
 
+    @property
+    def instructions_per_tick(self) -> int:
+        """Under QEMU's -icount shift=0 one guest instruction is one nanosecond of its clock."""
+        return round(1e9 / self.ticks_per_second) if self.ticks_per_second else 0
+
     def invoke_ms(self, kind: str) -> float:
         return 1e3 * self.ticks[kind] / self.ticks_per_second if self.ticks_per_second else float("nan")
 

@@ -278,7 +278,7 @@ def stage_profile(ctx: Context, d: Path) -> dict[str, Any]:
     g = read_tflite(tfl)
     lat = ctx.cfg["run"]["latency_ms"] or None
     prof = profile_graph(g, ctx.board, measured_arena=_measured_arena(ctx.out, tfl), lut=lut_for_board(ctx.board),
-                         image=predict_if_calibrated(g, ctx.board),
+                         image_for=predict_if_calibrated,
                          latency_limit_ms=lat)
     write_json(d / rd.PROFILE_JSON, prof)
     write_text(d / "profile.txt", format_report(prof) + "\n")

@@ -265,7 +265,6 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     if budget is not None:
         stop = _plan_supernet(trainer, budget, entry, final_eval and len(bundle.val) > 0,
                               2 * (calib_images + len(bundle.val)), progress and ctx.is_main)
-        cfg = trainer.cfg
     writer = _Writer(out, sn, opt, trainer, data_meta, run_info, budget)
     on_end = writer if budget is None else replanner(trainer, budget, stop, EPOCH_WRITE_S, after=writer)
     try:

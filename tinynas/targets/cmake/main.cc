@@ -190,18 +190,14 @@ int main() {
     const uint32_t ticks = now_ticks() - t0;
 
     const TfLiteTensor* output = interpreter.output(0);
-    int top = 0;
-    float best = settings::OutputValue(output, 0);
-    for (int i = 0; i < settings::kOutputElements; ++i) {
-      const float y = settings::OutputValue(output, i);
-      if (settings::kOutputElements <= 16) {
+    if (settings::kOutputElements <= 16) {
+      for (int i = 0; i < settings::kOutputElements; ++i) {
+        const float y = settings::OutputValue(output, i);
         printf("  output[%d] = %.4f %s\n", i, static_cast<double>(y), settings::LabelOf(i));
       }
-      if (y > best) {
-        best = y;
-        top = i;
-      }
     }
+    float best = 0.0f;
+    const int top = settings::TopClass(output, &best);
     printf("run %d: top class %d (%s), score %.4f, Invoke() %lu ticks (%lu per second)\n", run, top,
            settings::LabelOf(top), static_cast<double>(best), static_cast<unsigned long>(ticks),
            static_cast<unsigned long>(ticks_per_second()));

@@ -76,18 +76,14 @@ extern "C" void app_main(void) {
     }
 
     const TfLiteTensor* output = interpreter.output(0);
-    int top = 0;
-    float best = settings::OutputValue(output, 0);
-    for (int i = 0; i < settings::kOutputElements; ++i) {
-      const float y = settings::OutputValue(output, i);
-      if (settings::kOutputElements <= 16) {
+    if (settings::kOutputElements <= 16) {
+      for (int i = 0; i < settings::kOutputElements; ++i) {
+        const float y = settings::OutputValue(output, i);
         printf("  output[%d] = %.4f %s\n", i, static_cast<double>(y), settings::LabelOf(i));
       }
-      if (y > best) {
-        best = y;
-        top = i;
-      }
     }
+    float best = 0.0f;
+    const int top = settings::TopClass(output, &best);
     printf("run %d: top class %d (%s), score %.4f; arena used %u of %d bytes\n", run, top,
            settings::LabelOf(top), static_cast<double>(best),
            static_cast<unsigned>(interpreter.arena_used_bytes()), settings::kArenaBytes);

@@ -81,20 +81,16 @@ int main(void) {
     }
 
     const TfLiteTensor* output = interpreter.output(0);
-    int top = 0;
-    float best = settings::OutputValue(output, 0);
-    for (int i = 0; i < settings::kOutputElements; ++i) {
-      const float y = settings::OutputValue(output, i);
-      if (settings::kOutputElements <= 16) {
+    if (settings::kOutputElements <= 16) {
+      for (int i = 0; i < settings::kOutputElements; ++i) {
+        const float y = settings::OutputValue(output, i);
         printk("  output[%d] = ", i);
         print_fixed(y);
         printk(" %s\n", settings::LabelOf(i));
       }
-      if (y > best) {
-        best = y;
-        top = i;
-      }
     }
+    float best = 0.0f;
+    const int top = settings::TopClass(output, &best);
     printk("run %d: top class %d (%s), score ", run, top, settings::LabelOf(top));
     print_fixed(best);
     printk("; arena used %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),

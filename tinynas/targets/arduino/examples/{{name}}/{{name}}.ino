@@ -87,11 +87,9 @@ void loop() {
   }
 
   const TfLiteTensor* output = g_interpreter->output(0);
-  int top = 0;
-  float best = settings::OutputValue(output, 0);
-  for (int i = 0; i < settings::kOutputElements; ++i) {
-    const float y = settings::OutputValue(output, i);
-    if (settings::kOutputElements <= 16) {
+  if (settings::kOutputElements <= 16) {
+    for (int i = 0; i < settings::kOutputElements; ++i) {
+      const float y = settings::OutputValue(output, i);
       Serial.print("  output[");
       Serial.print(i);
       Serial.print("] = ");
@@ -99,11 +97,9 @@ void loop() {
       Serial.print(" ");
       Serial.println(settings::LabelOf(i));
     }
-    if (y > best) {
-      best = y;
-      top = i;
-    }
   }
+  float best = 0.0f;
+  const int top = settings::TopClass(output, &best);
   Serial.print("run ");
   Serial.print(g_run);
   Serial.print(": top class ");
