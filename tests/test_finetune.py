@@ -80,6 +80,16 @@ def test_train_arch_from_scratch_for_baselines(setup, tmp_path):
     assert (tmp_path / "base" / "model.pt").is_file()
 
 
+def test_train_arch_trains_an_exact_step_count_for_equal_steps_comparisons(setup, tmp_path):
+    """bench_vs_scratch gives scratch the pipeline's steps to the step, the last epoch partial."""
+    root, bundle, spec, _, _ = setup
+    per_epoch = len(bundle.train) // 16
+    r = train_arch(smallest_arch(spec), bundle, tmp_path / "s", None, data_meta={"data": "x", "load": {}},
+                   batch_size=16, progress=False, total_steps=per_epoch + 1)
+    assert r["steps"] == per_epoch + 1 and [h["steps"] for h in r["history"]] == [per_epoch, 1]
+    assert r["config"]["total_steps"] == per_epoch + 1
+
+
 def test_finetune_keeps_the_best_epoch_by_holdout_and_never_ends_below_its_start(setup, tmp_path):
     root, _, spec, sn, arch = setup
     bundle = load_dataset(root / "d.npz", val_fraction=0.25, holdout_fraction=0.2)

@@ -22,6 +22,7 @@ import pytest
 from tinynas.boards import load_board
 from tinynas.cgen import firmware_sram
 from tinynas.pipeline.config import build_config
+from tinynas.pipeline.records import StageRecord
 from tinynas.pipeline.report import BUDGET_COLOURS, budget_figure, pareto_figure, write_report
 from tinynas.plotstyle import FIG_DPI, FIG_WIDTH_IN
 from tinynas.profile import memory_figure
@@ -74,7 +75,7 @@ def _fake_run(tmp_path: Path, board_id: str, target: str) -> tuple[Path, dict]:
     cfg = build_config(None, {"run": {"board": board_id, "data": "/somewhere/cifar10.zip", "out": str(out),
                                       "time": "10m"},
                               "export": {"target": target}})
-    results = {"search": {"wall_s": 3.0}, "export": {"wall_s": 2.0}, "profile": {"wall_s": 1.0, "result": {}}}
+    results = {k: StageRecord(stage=k, wall_s=w) for k, w in (("search", 3.0), ("export", 2.0), ("profile", 1.0))}
     write_report(out, board, cfg, results)
     return out, cfg
 

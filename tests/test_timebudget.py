@@ -143,6 +143,10 @@ def test_replan_moves_the_end_without_a_jump_in_the_learning_rate(tiny):
     assert tr.replan(20, 25) and tr.lr_at(20) == pytest.approx(mid) and tr.lr_at(25) == 0.0
     hist = tr.fit(0, [], lambda h: None)
     assert sum(h["steps"] for h in hist) == 25
+    stay = Trainer(model, MaskedSGD(model.named_parameters()), bundle,
+                   LoopConfig(epochs=99, batch_size=16, lr=0.1, total_steps=20, end_lr=0.03),
+                   DistContext(0, 1, torch.device("cpu")), PlainStep(model, (12, 12), bundle, 0.1), progress=False)
+    assert stay.replan(10, 40) and stay.lr_at(40) == pytest.approx(0.03)  # a re-plan keeps the end LR
 
 
 def test_train_arch_stops_within_its_time_budget(tiny, tmp_path):

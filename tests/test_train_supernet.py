@@ -229,3 +229,5 @@ def test_warmup_then_cosine_schedule():
     assert lrs[:4] == [0.25, 0.5, 0.75, 1.0] and lrs[4] == 1.0 and lrs[10] == pytest.approx(0.0)
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
     assert cosine_lr(0, 10, 1.0) == 1.0  # no warm-up: the old schedule
+    ends = [cosine_lr(s, 10, 1.0, warmup_steps=4, end_lr=0.3) for s in range(11)]
+    assert ends[:4] == lrs[:4] and ends[10] == pytest.approx(0.3) and min(ends[4:]) == pytest.approx(0.3)

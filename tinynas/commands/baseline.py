@@ -23,6 +23,7 @@ from ..paths import check_output_dir
 from ..pipeline.config import build_config, read_toml, to_toml
 from ..pipeline.data import load_run_data
 from ..pipeline.main import StartGuard, check_data_arg, lock_out_dir, refuse_foreign
+from ..pipeline.records import StageRecord
 from ..pipeline.report import write_report
 from ..pipeline.stages import Context, stage_export, stage_profile
 from ..timebudget import parse_duration
@@ -98,15 +99,15 @@ def run(args: argparse.Namespace) -> int:
                          nesterov=t["nesterov"], keep_best=True, time_budget_s=budget_s, force=True,
                          info={"baseline": args.model})
         trained = True
-        results = {"train": {"wall_s": round(time.time() - t0, 1), "planned_s": res.get("planned_s"),
-                             "spent_s": res.get("spent_s"), "result": {
-                                 "accuracy_float": res["accuracy_float"], "steps": res.get("steps"),
-                                 "planned_steps": res.get("planned_steps")}}}
+        results = {"train": StageRecord(stage="train", wall_s=round(time.time() - t0, 1),
+                                        planned_s=res.get("planned_s"), spent_s=res.get("spent_s"),
+                                        result={"accuracy_float": res["accuracy_float"], "steps": res.get("steps"),
+                                                "planned_steps": res.get("planned_steps")})}
         for name, fn in (("export", stage_export), ("profile", stage_profile)):
             t0 = time.time()
             (out / name).mkdir(parents=True, exist_ok=True)
             result = fn(ctx, out / name)
-            results[name] = {"wall_s": round(time.time() - t0, 1), "result": result}
+            results[name] = StageRecord(stage=name, wall_s=round(time.time() - t0, 1), result=result)
         s = write_report(out, board, cfg, results, title=f"tinynas baseline {args.model}",
                          command=" ".join(["tinynas", "baseline", args.model, *_cli_args(args, out)]))
     except BaseException:

@@ -29,6 +29,7 @@ from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 from .data import load_run_data
+from .records import Records, result_value
 from .report import write_report
 from .stages import Context, RunClock, run_stages
 
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     guard = StartGuard(out) if rank == 0 else None
     lock = _start(out, cfg, args.force) if rank == 0 else None
-    results: dict[str, dict[str, Any]] = {}
+    results: Records = {}
     try:
         _run_locked(cfg, out, board, rank, world, log, clock, results)
     except BaseException:
@@ -189,13 +190,13 @@ def run(args: argparse.Namespace) -> int:
             lock.close()
         if world > 1:
             teardown(DistContext(rank, world, owns_group=True))
-    if rank == 0 and not results["profile"]["result"].get("fits", True):
+    if rank == 0 and not result_value(results, "profile", "fits", True):
         raise UserError(f"the exported model does not fit {board.id}; see {out / 'report.md'}")
     return 0
 
 
 def _run_locked(cfg: dict[str, dict[str, Any]], out: Path, board: Board, rank: int, world: int,
-                log: Callable[[str], None], clock: Any, results: dict[str, dict[str, Any]]) -> None:
+                log: Callable[[str], None], clock: Any, results: Records) -> None:
     """Load the data, run the stages into `results` (filled as each finishes) and write the report."""
     t0 = time.time()
     log(f"board {board.id}: SRAM {board.sram_bytes:,} B, flash {board.flash_bytes:,} B; "

@@ -22,6 +22,7 @@ from ..profile import shape_str
 from ..space.arch import layer_plan
 from ..timebudget import format_duration
 from .config import TIMED_STAGES, time_budget_s
+from .records import StageRecord, result_value
 
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", header, rows) | ("img", rel, alt)
 #               | ("code", text) | ("links", [(label, path relative to the run folder)])
@@ -252,7 +253,7 @@ def _pct(a: float) -> str:
     return f"{100 * a:.2f}%"
 
 
-def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
+def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, StageRecord],
                   clock_spent_s: float | None = None) -> dict[str, Any]:
     prof = _read(rd.RunDir(out).profile_json)
     exp = _read(rd.RunDir(out).export_json)
@@ -275,9 +276,9 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
         "fits": prof["fits"], "arch": arch, "files": files,
         "arena_bytes_measured_x86": prof.get("arena_bytes_measured"),
         "model_bytes": prof["model_bytes"],
-        "accuracy_supernet": results.get("search", {}).get("result", {}).get("accuracy_supernet"),
+        "accuracy_supernet": result_value(results, "search", "accuracy_supernet"),
         "accuracy_inherited": _read(rd.RunDir(out).finetune_json).get("accuracy_inherited"),
-        "stage_wall_s": {k: v.get("wall_s") for k, v in results.items()},
+        "stage_wall_s": {k: v.wall_s for k, v in results.items()},
         "time": time_summary(cfg, results, clock_spent_s),
     }
 
@@ -285,16 +286,17 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, Any],
 IN_BUDGET = ("space", *TIMED_STAGES, "train")  # "train": `tinynas baseline`'s one timed stage
 
 
-def time_summary(cfg: Mapping, results: Mapping[str, Any], clock_spent_s: float | None = None) -> dict[str, Any]:
+def time_summary(cfg: Mapping, results: Mapping[str, StageRecord],
+                 clock_spent_s: float | None = None) -> dict[str, Any]:
     """Budget vs spend, per stage and in total; export and profile are outside the budget.
 
     `clock_spent_s` is the run clock's own figure (data loading and the gaps
     between stages included); without it the stages' seconds are summed.
     """
     total = time_budget_s(cfg)
-    spent = {k: v.get("spent_s", v.get("wall_s")) for k, v in results.items()}
+    spent = {k: v.seconds for k, v in results.items()}
     stages = {k: {"share": cfg["time"].get(k) if total is not None else None,
-                  "planned_s": results[k].get("planned_s"), "spent_s": spent[k]} for k in results}
+                  "planned_s": results[k].planned_s, "spent_s": spent[k]} for k in results}
     in_budget = round(sum(spent[k] or 0 for k in IN_BUDGET if k in spent), 2)
     out = {"mode": "counts" if total is None else "time", "budget": cfg["run"]["time"] or None,
            "budget_s": total, "shares": dict(cfg["time"]) if total is not None else None,
@@ -540,7 +542,7 @@ def more_budget_command(cfg: Mapping[str, Mapping[str, Any]]) -> str:
     return " ".join(shlex.quote(str(c)) for c in cmd)
 
 
-def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, Any], clock: Any = None,
+def write_report(out: Path, board, cfg: Mapping, results: Mapping[str, StageRecord], clock: Any = None,
                  title: str = "tinynas run", command: str | None = None) -> dict[str, Any]:
     """Write summary.json, report.md and report.html; returns the summary.
 

@@ -48,6 +48,7 @@ from ..timebudget import Deadline, allot
 from ..train import finetune, train_supernet
 from ..train.probe import TrainCost, probe_train_cost
 from .config import TIMED_STAGES, stage_hash
+from .records import Records, StageRecord, result_value
 from .report import plot_latency
 
 ALL_RANKS = {"supernet", "search"}
@@ -99,7 +100,7 @@ class Context:
     rank: int = 0
     world: int = 1
     log: Callable[[str], None] = print
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: Records = field(default_factory=dict)
     clock: RunClock = field(default_factory=lambda: RunClock(None, {}))
     allotted: dict[str, float] = field(default_factory=dict)  # seconds given to each timed stage
 
@@ -180,7 +181,7 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
                              lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
                              resume=True, progress=ctx.rank == 0, sampling=t["sampling"],
-                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"],
+                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], end_lr=t["end_lr"],
                              time_budget_s=ctx.allotted.get("supernet"))
     return {"supernet_dir": str(d), **_scalars(summary)}
 
@@ -189,7 +190,7 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
     macs = search_macs_limit(json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8")),
-                             ctx.results.get("supernet", {}).get("result", {}).get("images_per_s"),
+                             result_value(ctx.results, "supernet", "images_per_s"),
                              _finetune_seconds(ctx), len(ctx.bundle.train))
     if macs is not None:
         ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the fine-tune could not train them "
@@ -311,12 +312,12 @@ def _scalars(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool))}
 
 
-def _finished(marker: Path, h: str) -> dict[str, Any] | None:
+def _finished(marker: Path, h: str) -> StageRecord | None:
     try:
         rec = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return rec if rec.get("hash") == h else None
+    return StageRecord.from_json(rec) if rec.get("hash") == h else None
 
 
 def _agreed(ctx: Context, seconds: float) -> float:
@@ -359,7 +360,7 @@ def _prepare(d: Path, name: str, stale: bool) -> None:
     d.mkdir(parents=True, exist_ok=True)
 
 
-def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
+def run_stages(ctx: Context) -> Records:
     """Run or skip every stage; returns each stage's record (also in DIR/<stage>/stage.json)."""
     up = ""
     for name, fn in STAGES:
@@ -368,10 +369,10 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
         marker = d / rd.STAGE_JSON
         done = _finished(marker, h)
         if done is not None:
-            ctx.log(f"{name}: finished earlier ({done['wall_s']} s), skipped")
+            ctx.log(f"{name}: finished earlier ({done.wall_s} s), skipped")
             ctx.results[name] = done
             if name in ON_THE_CLOCK:
-                ctx.clock.charge(done["wall_s"])
+                ctx.clock.charge(done.wall_s)
             up = h
             if name == TIMED_STAGES[-1]:
                 ctx.clock.close()
@@ -390,10 +391,10 @@ def run_stages(ctx: Context) -> dict[str, dict[str, Any]]:
         result: dict[str, Any] = {}
         if ctx.rank == 0 or name in ALL_RANKS:
             result = fn(ctx, d)
-        rec = {"stage": name, "hash": h, "wall_s": round(time.time() - t0, 1), "result": result,
-               **_time_record(ctx, name, time.time() - t0)}
+        rec = StageRecord(stage=name, hash=h, wall_s=round(time.time() - t0, 1), result=result,
+                          **_time_record(ctx, name, time.time() - t0))
         if ctx.rank == 0:
-            write_json(marker, rec)
+            write_json(marker, rec.to_json())
         _barrier(ctx)
         ctx.results[name] = rec
         up = h

@@ -131,8 +131,13 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
                steps_per_epoch: int | None = None, augment: bool = True, progress: bool = True,
                force: bool = False, device: str | torch.device | None = None,
                info: Mapping[str, Any] | None = None, warmup_epochs: float = 0.0, nesterov: bool = False,
-               keep_best: bool = True, time_budget_s: float | None = None) -> dict:
+               keep_best: bool = True, time_budget_s: float | None = None,
+               total_steps: int | None = None) -> dict:
     """Train build_model(arch) from `init_state` (random init when None); write the finetune DIR.
+
+    `total_steps` ends the schedule at exactly that many steps (the last epoch
+    partial) instead of `epochs` whole ones: an equal-steps comparison must
+    not hand one side the rest of an epoch.
 
     With `time_budget_s` (seconds, counted from this call) `epochs` is ignored
     and may be None: the step count is planned from the measured throughput
@@ -152,6 +157,10 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     check_arch_data(arch, bundle)
     if time_budget_s is not None and not time_budget_s > 0:
         raise UserError(f"time budget must be positive, got {time_budget_s} s")
+    if total_steps is not None and (total_steps < 0 or time_budget_s is not None):
+        raise UserError(f"a step count must be >= 0 and cannot be combined with a time budget, got {total_steps}")
+    if total_steps is not None:
+        epochs = 1  # replaced by the step count once the loop knows its steps per epoch
     if time_budget_s is None and (epochs is None or epochs < 0) or batch_size < 1 or lr <= 0:
         raise UserError(f"{option('epochs')} must be >= 0, {option('batch_size')} >= 1 and {option('lr')} > 0")
     epochs = 1 if time_budget_s is not None else int(epochs)
@@ -188,6 +197,8 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     history: list[dict] = []
     trainer = Trainer(model, opt, bundle, cfg, ctx, step, progress=progress, desc="finetune")
     budget, stop = None, None
+    if total_steps is not None:
+        trainer.set_total_steps(total_steps)
     if deadline is not None:
         budget = TimePlan(budget_s=float(time_budget_s), spend=spend)
         stop = _plan_finetune(trainer, budget, deadline, cost, model, val, sel, keep_best, progress and ctx.is_main)

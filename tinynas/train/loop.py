@@ -34,7 +34,7 @@ from torch.utils.data import DistributedSampler
 from ..errors import UserError
 from ..timebudget import Deadline, TimePlan, plan_steps
 from ..distributed import DistContext, average_buffers, average_gradients
-from .optim import Index, MaskedSGD, cosine_lr
+from .optim import Index, MaskedSGD, cosine_between, cosine_lr
 
 CURVE_POINTS_PER_EPOCH = 20  # loss samples kept per epoch for the training curve
 
@@ -55,6 +55,7 @@ class LoopConfig:
     warmup_epochs: float = 0.0  # linear warm-up before the cosine decay
     nesterov: bool = False
     total_steps: int | None = None  # planned from a time budget: the schedule ends here, not at epochs x steps
+    end_lr: float = 0.0  # where the cosine ends; > 0 when a later phase (the fine-tune) continues the decay
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,8 +167,8 @@ class Trainer:
 
     def lr_at(self, global_step: int) -> float:
         if self._anchor is not None and global_step >= self._anchor[0]:
-            return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * self._progress(global_step)))
-        return cosine_lr(global_step, self.total_steps, self.cfg.lr, self.warmup_steps)
+            return cosine_between(self._progress(global_step), self.cfg.lr, self.cfg.end_lr)
+        return cosine_lr(global_step, self.total_steps, self.cfg.lr, self.warmup_steps, self.cfg.end_lr)
 
     def _progress(self, step: int) -> float:
         """Where `step` is on the cosine (0 = end of warm-up, 1 = the schedule's end)."""

@@ -22,17 +22,22 @@ import torch
 Index = tuple[slice, ...]
 
 
-def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0) -> float:
-    """Linear warm-up over `warmup_steps`, then cosine decay to 0 at total_steps.
+def cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, end_lr: float = 0.0) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine decay to `end_lr` at total_steps.
 
     Warm-up keeps the first steps of a freshly initialised net (and of a supernet
-    whose path changes every step) from overshooting; the decay ends at zero.
+    whose path changes every step) from overshooting. The decay ends at zero
+    unless a later phase goes on from where this one stops (see cosine_between).
     """
     if warmup_steps > 0 and step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     span = max(total_steps - warmup_steps, 1)
-    t = min(max(step - warmup_steps, 0), span) / span
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
+    return cosine_between(min(max(step - warmup_steps, 0), span) / span, base_lr, end_lr)
+
+
+def cosine_between(progress: float, base_lr: float, end_lr: float = 0.0) -> float:
+    """The cosine from `base_lr` (progress 0) to `end_lr` (progress 1)."""
+    return end_lr + (base_lr - end_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _unique(indices: list[Index]) -> list[Index]:

@@ -214,8 +214,14 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
                    augment: bool = True, force: bool = False, device: str | torch.device | None = None,
                    final_eval: bool = True, calib_images: int = 500, warmup_epochs: float = 0.0,
                    nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True,
-                   time_budget_s: float | None = None) -> dict:
+                   time_budget_s: float | None = None, end_lr: float = 0.0,
+                   total_steps: int | None = None) -> dict:
     """Train a SPOS supernet over `spec` on `bundle`, writing DIR as described in the module doc.
+
+    `end_lr` > 0 stops the cosine there instead of at zero, for a fine-tune
+    that continues the same decay from that learning rate. `total_steps`
+    (without a time budget) ends the schedule at exactly that step, the last
+    epoch partial, for comparisons at equal steps.
 
     With `time_budget_s` the step count is planned (`epochs` is ignored): a few
     probe steps measure throughput, the cosine schedule spans the steps that
@@ -233,13 +239,15 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     check_data_fits(spec, bundle)
     if epochs < 1 or batch_size < 1 or lr <= 0 or paths_per_step < 1:
         raise UserError(f"{option('epochs')}, {option('batch_size')} and {option('paths_per_step')} must be >= 1 and {option('lr')} > 0")
+    if not 0.0 <= end_lr < lr:
+        raise UserError(f"{option('end_lr')} must be >= 0 and below {option('lr')} ({lr:g}), got {end_lr:g}")
     out = Path(out_dir)
     resume = _prepare_out(out, resume, force)
     rank, world = rank_and_world()
     ctx = DistContext(rank, world, pick_device(device))
     cfg = LoopConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
                      label_smoothing=label_smoothing, seed=seed, steps_per_epoch=steps_per_epoch, augment=augment,
-                     warmup_epochs=warmup_epochs, nesterov=nesterov)
+                     warmup_epochs=warmup_epochs, nesterov=nesterov, end_lr=end_lr)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # identical initial weights on every rank and every run
         sn = Supernet(spec)
@@ -262,6 +270,8 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
                       progress=progress, desc="supernet")
     run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
     stop = None
+    if total_steps is not None and budget is None:
+        trainer.set_total_steps(total_steps)
     if budget is not None:
         stop = _plan_supernet(trainer, budget, entry, final_eval and len(bundle.val) > 0,
                               2 * (calib_images + len(bundle.val)), progress and ctx.is_main)
