@@ -1,7 +1,16 @@
-"""Shared fixtures: where ../shared lives, and a clear skip when it is absent."""
+"""Shared fixtures: where ../shared lives, and a clear skip when it is absent.
+
+Also starts the firmware tests' TFLM library builds in the background (tflm_prebuild.py)
+and runs those tests last, so an empty cache costs the suite little wall time.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +74,44 @@ def tiny_rgb_data(root: Path):
     bundle = load_dataset(root / "d.npz", val_fraction=0.25)
     spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
     return bundle, spec, root / "d.npz"
+
+
+FIRMWARE_MODULE = "test_firmware_tflm.py"
+PREBUILD_OFF_ENV = "TINYNAS_NO_PREBUILD"  # set to build the libraries only when a test asks
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Firmware builds last, with their libraries compiling meanwhile on the idle core."""
+    firmware = [it for it in items if it.nodeid.split("::")[0].endswith(FIRMWARE_MODULE)]
+    if not firmware:
+        return
+    ids = {id(it) for it in firmware}
+    items[:] = [it for it in items if id(it) not in ids] + firmware
+    shared = shared_dir()
+    tools = ("cmake", "make", "g++", "arm-none-eabi-gcc")
+    if (os.environ.get(PREBUILD_OFF_ENV) or not (shared / "tflm" / "tflm-host.tar.xz").is_file()
+            or any(shutil.which(t) is None for t in tools)):
+        return
+    from tinynas.deploy.tflm_build import cache_root
+
+    cache_root().mkdir(parents=True, exist_ok=True)
+    log = open(cache_root() / "prebuild.log", "w")  # closed with the child, in pytest_sessionfinish
+    config._tinynas_prebuild = (subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("tflm_prebuild.py")), str(shared)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True), log)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Stop a prebuild still running (a run cut short): no compiler outlives the suite."""
+    started = getattr(session.config, "_tinynas_prebuild", None)
+    if started is None:
+        return
+    proc, log = started
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log.close()

@@ -90,6 +90,21 @@ def test_train_arch_trains_an_exact_step_count_for_equal_steps_comparisons(setup
     assert r["config"]["total_steps"] == per_epoch + 1
 
 
+def test_step_count_and_time_budget_are_refused_together_by_both_trainers(setup, tmp_path):
+    """Both fix where the schedule ends; the supernet trainer used to drop the step count silently."""
+    from tinynas.errors import UserError
+    from tinynas.train.spos import train_supernet
+
+    root, bundle, spec, _, _ = setup
+    meta = {"data": "x", "load": {}}
+    with pytest.raises(UserError, match="cannot be combined with a time budget"):
+        train_arch(smallest_arch(spec), bundle, tmp_path / "a", None, data_meta=meta, progress=False,
+                   total_steps=5, time_budget_s=30)
+    with pytest.raises(UserError, match="cannot be combined with a time budget"):
+        train_supernet(spec, bundle, meta, tmp_path / "s", 1, progress=False, total_steps=5, time_budget_s=30)
+    assert not (tmp_path / "s").exists()
+
+
 def test_finetune_keeps_the_best_epoch_by_holdout_and_never_ends_below_its_start(setup, tmp_path):
     root, _, spec, sn, arch = setup
     bundle = load_dataset(root / "d.npz", val_fraction=0.25, holdout_fraction=0.2)

@@ -60,7 +60,8 @@ def test_render_target_places_generated_files(tmp_path: Path) -> None:
     from tinynas.boards import load_board
     from tinynas.deploy.firmware_settings import board_settings
 
-    base = {"arena_bytes": 1024, "model_file": "m.tflite", "model_bytes": 10, "op_count": 1, "ops": "ADD"}
+    base = {"arena_bytes": 1024, "model_file": "m.tflite", "model_bytes": 10, "op_count": 1, "ops": "ADD",
+            "tflm_ops": "ADD"}
     expect = {
         "cmake": "model/m_model_data.cc",
         "qemu": "model/m_model_data.cc",
@@ -408,3 +409,46 @@ def test_profile_sram_is_the_firmware_arena_plus_reserve(hello: Path) -> None:
         assert prof["arena_bytes_firmware"] == plan.firmware_bytes
         assert prof["sram_bytes"] == plan.firmware_bytes + board.sram_reserved_bytes
         assert f"SRAM        {prof['sram_bytes']:,} B = firmware arena {plan.firmware_bytes:,}" in format_report(prof)
+
+
+def test_tflm_ops_setting_names_builtins_or_all() -> None:
+    """A model's builtin ops become TFLM_OPS (sorted, once each); a custom op asks for every kernel."""
+    from tinynas.deploy.project import tflm_ops_setting
+
+    assert tflm_ops_setting(["SOFTMAX", "CONV_2D", "CONV_2D"]) == "CONV_2D;SOFTMAX"
+    assert tflm_ops_setting(["CONV_2D", "CUSTOM:TFLite_Detection_PostProcess"]) == "ALL"
+    assert tflm_ops_setting([]) == "ALL"
+
+
+def test_cached_library_serves_any_subset_of_its_ops(tmp_path: Path, monkeypatch) -> None:
+    """One library built for the union of several models' ops serves each; ALL serves every set."""
+    from tinynas.deploy import tflm_build
+
+    monkeypatch.setenv("TINYNAS_CACHE", str(tmp_path / "cache"))
+    lib_dir = tmp_path / "lib"
+    for variant, ops in (("u", "ADD;CONV_2D;SOFTMAX"),):
+        (lib_dir / variant).mkdir(parents=True)
+        (lib_dir / variant / "ops.txt").write_text(ops + "\n")
+        (lib_dir / variant / tflm_build.LIBRARY_NAME).write_bytes(b"!<arch>\n")
+    (lib_dir / "v.build").mkdir()  # an interrupted build's archive: no ops.txt, never used
+    (lib_dir / "v.build" / tflm_build.LIBRARY_NAME).write_bytes(b"!<arch>\n")
+    find = tflm_build._find_variant
+    assert find(lib_dir, frozenset({"CONV_2D", "SOFTMAX"})) == lib_dir / "u" / tflm_build.LIBRARY_NAME
+    assert find(lib_dir, frozenset({"CONV_2D", "MEAN"})) is None
+    assert find(lib_dir, None) is None  # every kernel: only an ALL library will do
+    (lib_dir / "all").mkdir()
+    (lib_dir / "all" / "ops.txt").write_text("ALL\n")
+    (lib_dir / "all" / tflm_build.LIBRARY_NAME).write_bytes(b"!<arch>\n")
+    assert find(lib_dir, None) == lib_dir / "all" / tflm_build.LIBRARY_NAME
+    assert find(lib_dir, frozenset({"MEAN"})) == lib_dir / "all" / tflm_build.LIBRARY_NAME
+
+
+def test_project_ops_reads_the_generated_cmakelists(tmp_path: Path) -> None:
+    from tinynas.deploy import tflm_build
+
+    (tmp_path / "CMakeLists.txt").write_text('if(NOT DEFINED TFLM_OPS)\n  set(TFLM_OPS "CONV_2D;SOFTMAX")\nendif()\n')
+    assert tflm_build.project_ops(tmp_path) == {"CONV_2D", "SOFTMAX"}
+    (tmp_path / "CMakeLists.txt").write_text('  set(TFLM_OPS "ALL")\n')
+    assert tflm_build.project_ops(tmp_path) is None
+    (tmp_path / "CMakeLists.txt").write_text("project(x)\n")  # a project from before TFLM_OPS
+    assert tflm_build.project_ops(tmp_path) is None

@@ -15,6 +15,7 @@ Every test skips, saying why, without ../shared/tflm, cmake, arm-none-eabi-gcc o
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tinynas.deploy.project import MEASURED_HOW, FirmwareArena, from_tflite, mod
 from tinynas.deploy import selftest, tflm_build
 from tinynas.deploy.cores import qemu_machine
 
+import tflm_prebuild
 from conftest import SHARED_MIN_ARENA
 
 pytestmark = pytest.mark.slow
@@ -81,6 +83,13 @@ def model_paths(shared_models: dict[str, Path]) -> dict[str, Path]:
     return dict(shared_models)
 
 
+@pytest.fixture(scope="session")
+def union_ops(model_paths: dict[str, Path], run_model: Path) -> list[str]:
+    """Every operator of the models built here: one library per tree and core serves all of them
+    (the one conftest.py has tflm_prebuild.py build in the background)."""
+    return tflm_prebuild.union_ops([*model_paths.values(), run_model])
+
+
 def _model_path(name: str, model_paths: dict[str, Path], request) -> Path:
     return request.getfixturevalue("run_model") if name == "run_export" else model_paths[name]
 
@@ -103,12 +112,12 @@ def _report(capsys, line: str) -> None:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_host_build_matches_python_tflm(name: str, host_tree: Path, model_paths, request, tmp_path: Path,
-                                        capsys) -> None:
+def test_host_build_matches_python_tflm(name: str, host_tree: Path, model_paths, union_ops, request,
+                                        tmp_path: Path, capsys) -> None:
     _need("cmake", "make", "g++")
     path = _model_path(name, model_paths, request)
     project, arena = _generate(path, "cmake", "stm32f746g-disco", tmp_path / "p")
-    built = tflm_build.build_project(project, host_tree, tmp_path / "build")
+    built = tflm_build.build_project(project, host_tree, tmp_path / "build", ops=union_ops)
     run = selftest.parse_selftest(tflm_build.run_host(built.executable))
     assert run.done, "the host build did not finish its self-test"
     host_arena = arena.host_bytes or arena.firmware_bytes  # a 64-bit build allocates kArenaBytesHost
@@ -118,12 +127,47 @@ def test_host_build_matches_python_tflm(name: str, host_tree: Path, model_paths,
     assert same == total
 
 
-# Every model on the Cortex-M7; a few on the Cortex-M4, whose library is another full TFLM build.
+def _configured_sources(project: Path, tree: Path, build: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["cmake", "-S", str(project), "-B", str(build), f"-DTFLM_DIR={tree}",
+                           "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", *extra], capture_output=True, text=True)
+
+
+def test_generated_project_compiles_only_its_models_kernels(host_tree: Path, model_paths, tmp_path: Path) -> None:
+    """kws_ref_model's project compiles its six ops' kernels, their _common files and the helpers."""
+    import json
+
+    _need("cmake")
+    project, _ = _generate(model_paths["kws_ref_model"], "cmake", "stm32f746g-disco", tmp_path / "p")
+    r = _configured_sources(project, host_tree, tmp_path / "b")
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = [e["file"] for e in json.loads((tmp_path / "b" / "compile_commands.json").read_text())]
+    kernels = {Path(f).name for f in files if "/lite/micro/kernels/" in f}
+    for op in ("conv", "depthwise_conv", "pooling", "reshape", "fully_connected", "softmax"):
+        assert {f"{op}.cc", f"{op}_common.cc"} <= kernels, op
+    assert {"kernel_util.cc", "micro_tensor_utils.cc"} <= kernels  # helpers every kernel shares
+    assert not {"add.cc", "add_common.cc", "svdf.cc", "svdf_common.cc", "reduce.cc"} & kernels
+    assert len(kernels) < 40, sorted(kernels)  # of 117
+    assert any(f.endswith("micro_interpreter.cc") for f in files)  # the framework stays whole
+    r = _configured_sources(project, host_tree, tmp_path / "all", "-DTFLM_OPS=ALL")
+    assert r.returncode == 0
+    every = json.loads((tmp_path / "all" / "compile_commands.json").read_text())
+    assert sum("/lite/micro/kernels/" in e["file"] for e in every) > 100
+
+
+def test_unknown_tflm_op_fails_at_configure(host_tree: Path, model_paths, tmp_path: Path) -> None:
+    _need("cmake")
+    project, _ = _generate(model_paths["kws_ref_model"], "cmake", "stm32f746g-disco", tmp_path / "p")
+    r = _configured_sources(project, host_tree, tmp_path / "b", "-DTFLM_OPS=CONV_2D;NOT_AN_OP")
+    assert r.returncode != 0
+    assert "Register_NOT_AN_OP()" in r.stderr and "-DTFLM_OPS=ALL" in r.stderr, r.stderr[-1500:]
+
+
+# Every model on the Cortex-M7; a few on the Cortex-M4, whose library is another TFLM build.
 QEMU_CASES = [(name, "m7") for name in MODELS] + [(name, "m4") for name in M4_MODELS]
 
 
 @pytest.mark.parametrize("name, core", QEMU_CASES)
-def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_paths, request,
+def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_paths, union_ops, request,
                                     tmp_path: Path, capsys) -> None:
     _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     from tinynas.deploy import footprint
@@ -132,7 +176,7 @@ def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_p
     board = load_board(CORTEX_BOARDS[core])
     project, fw = _generate(path, "qemu", board.id, tmp_path / "p")
     arena = fw.firmware_bytes  # the 32-bit image allocates the board's figure: the planner's plan, run for real
-    built = tflm_build.build_project(project, cm_tree, tmp_path / "build")
+    built = tflm_build.build_project(project, cm_tree, tmp_path / "build", ops=union_ops)
     size = tflm_build.image_size(built.executable)
     run = selftest.parse_selftest(tflm_build.run_qemu(built.executable, qemu_machine(board).name))
     assert run.done, "the image did not finish its self-test under QEMU"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ..planner import board_scratch_bytes, plan_arena
 from ..profile import profile_model
 from ..tflite_reader import read_tflite
 from .firmware_settings import HEAP_BYTES, STACK_BYTES
-from .tflm_build import build_project, image_size
+from .tflm_build import ALL_OPS, build_project, image_size, project_ops
 
 TABLE = Path(__file__).with_name("code_sizes.json")
 
@@ -180,9 +181,9 @@ def map_sections(map_file: Path, below: int) -> dict[str, int]:
     return kept
 
 
-def _linked(work: Path, tree: Path, symbol: str) -> tuple[tuple[int, int, int], dict[str, int]]:
-
-    built = build_project(work, tree, work / "build", extra=[f"-DCALIB_SYMBOL={symbol}"])
+def _linked(work: Path, tree: Path, symbol: str, ops: Sequence[str]) -> tuple[tuple[int, int, int], dict[str, int]]:
+    """(text, data, bss) and kept sections of `work` linked against a library holding `ops`."""
+    built = build_project(work, tree, work / "build", extra=[f"-DCALIB_SYMBOL={symbol}"], ops=ops)
     s = image_size(built.executable)
     return (s.text, s.data, s.bss), map_sections(built.executable.with_suffix(".map"), RAM_ORIGIN)
 
@@ -197,6 +198,8 @@ def calibrate(project: Path, tree: Path, board: Board, model_bytes: int, arena_b
     name = next(project.glob("model/*_op_resolver.h")).name.removesuffix("_op_resolver.h")
     sizes: dict[str, tuple[int, int, int]] = {}
     kept: dict[str, dict[str, int]] = {}
+    model_ops = project_ops(project)  # the library must hold the model's and every calibrated op
+    lib_ops = [ALL_OPS] if model_ops is None else sorted(model_ops | set(ops))
     for n in (1, 2):  # the resolver's static size grows with its slot count
         work = project.parent / f"{project.name}.calibrate{n}"
         shutil.rmtree(work, ignore_errors=True)
@@ -207,11 +210,11 @@ def calibrate(project: Path, tree: Path, board: Board, model_bytes: int, arena_b
         with (work / "CMakeLists.txt").open("a", encoding="utf-8") as f:
             f.write(_CALIB_CMAKE.format(name=name))
         if n == 2:
-            sizes["two_slots"], _ = _linked(work, tree, "calib_none")
+            sizes["two_slots"], _ = _linked(work, tree, "calib_none", lib_ops)
             break
-        sizes["none"], kept["none"] = _linked(work, tree, "calib_none")
+        sizes["none"], kept["none"] = _linked(work, tree, "calib_none", lib_ops)
         for op in ops:
-            sizes[op], kept[op] = _linked(work, tree, f"calib_{op.lower()}")
+            sizes[op], kept[op] = _linked(work, tree, f"calib_{op.lower()}", lib_ops)
     text0, data0, bss0 = sizes["none"]
     index: dict[str, int] = {}
     op_sections = {}

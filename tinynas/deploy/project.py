@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..boards import DEFAULT_BOARD, Board, load_board
-from ..cgen import DEFAULT_MARGIN, MIN_MARGIN_BYTES, InputStage, arena_for_firmware, firmware_arena_base, generated_files, opcode_table_ops, round_up
+from ..cgen import (DEFAULT_MARGIN, MIN_MARGIN_BYTES, TFLM_BUILTIN_ADDERS, InputStage, arena_for_firmware,
+                    firmware_arena_base, generated_files, opcode_table_ops, round_up)
 from ..errors import UserError, option
 from ..firmware import render_target
 from ..graph import Graph
@@ -186,6 +187,18 @@ def model_op_types(model: ModelInput) -> list[str]:
     return ops
 
 
+def tflm_ops_setting(ops: Sequence[str]) -> str:
+    """TFLM_OPS for the generated CMake project: the builtin ops, or ALL with a custom op.
+
+    A builtin's kernel registers as Register_<BUILTIN>, which tflm.cmake matches; a custom
+    op's registration is named otherwise (and signal ops live outside kernels/), so a model
+    with one compiles every kernel rather than guess.
+    """
+    if not ops or any(o.startswith("CUSTOM") or o not in TFLM_BUILTIN_ADDERS for o in ops):
+        return "ALL"
+    return ";".join(sorted(set(ops)))
+
+
 def write_project(model: ModelInput, target: str, out_dir: Path, name: str,
                   labels: list[str] | None, arena: FirmwareArena, ops: list[str],
                   board: str | Board = DEFAULT_BOARD, input_stage: InputStage | None = None) -> list[Path]:
@@ -204,6 +217,7 @@ def write_project(model: ModelInput, target: str, out_dir: Path, name: str,
         "model_bytes": len(model.tflite_bytes),
         "op_count": len(ops),
         "ops": ", ".join(ops),
+        "tflm_ops": tflm_ops_setting(ops),
     }
     settings.update(board_settings(board if isinstance(board, Board) else load_board(board), target))
     return render_target(target, out_dir, name, files, settings)

@@ -1,19 +1,21 @@
 """Build a generated CMake project against a TFLM tree, with TFLM compiled once.
 
-Compiling a TFLM tree takes minutes on a small machine, and it is the same work for
-every model: the library depends only on the tree and on the generated project's
-cmake/tflm.cmake, toolchain file and core flags, none of which name the model. So
-the library is built by configuring a generated project with nothing but
--DTFLM_DIR (exactly what a user runs) and building its `tflm` target, and the
-resulting libtflm.a is kept under the user cache directory, keyed by a hash of the
-tree and those files. Later projects link it with -DTFLM_LIBRARY and compile only
-their main.cc and model array.
+Compiling a TFLM tree takes minutes on a small machine, and it is nearly the same
+work for every model: the library depends only on the tree, on the generated
+project's cmake/tflm.cmake, toolchain file and core flags, and on which operators'
+kernels it holds (TFLM_OPS). So the library is built by configuring a generated
+project with -DTFLM_DIR (exactly what a user runs) and building its `tflm` target,
+and the resulting libtflm.a is kept under the user cache directory: one folder per
+hash of the tree and those files, one library in it per operator set, with the set
+written beside it. A project whose operators a cached library covers links that one
+(-DTFLM_LIBRARY) and compiles only its main.cc and model array.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -99,31 +101,72 @@ def _configure(project: Path, build: Path, tree: Path, extra: Sequence[str] = ()
     _run(["cmake", "-S", str(project), "-B", str(build), f"-DTFLM_DIR={tree}", *extra])
 
 
-def build_library(project: Path, tree: Path, jobs: int = 2) -> Path:
-    """libtflm.a for `project`'s flags and `tree`, built through the project's own CMake once."""
+ALL_OPS = "ALL"
+_PROJECT_OPS = re.compile(r'^\s*set\(TFLM_OPS "([^"]*)"\)', re.M)  # as CMakeLists.txt sets it
+
+
+def project_ops(project: Path) -> frozenset[str] | None:
+    """The operators `project`'s CMakeLists.txt compiles kernels for; None for every kernel."""
+    p = Path(project) / "CMakeLists.txt"
+    m = _PROJECT_OPS.search(p.read_text(encoding="utf-8")) if p.is_file() else None
+    if m is None or m.group(1).strip() in ("", ALL_OPS):
+        return None
+    return frozenset(o for o in m.group(1).split(";") if o)
+
+
+def _ops_text(ops: frozenset[str] | None) -> str:
+    return ALL_OPS if ops is None else ";".join(sorted(ops))
+
+
+def _find_variant(lib_dir: Path, ops: frozenset[str] | None) -> Path | None:
+    """A library built already whose kernels cover `ops` (ALL covers every set)."""
+    for cand in sorted(lib_dir.glob(f"*/{LIBRARY_NAME}")):
+        if not (cand.parent / "ops.txt").is_file():  # a build folder, not a finished library
+            continue
+        have = (cand.parent / "ops.txt").read_text(encoding="utf-8").strip()
+        if have == ALL_OPS or (ops is not None and ops <= set(have.split(";"))):
+            return cand
+    return None
+
+
+def build_library(project: Path, tree: Path, jobs: int = 2, ops: Sequence[str] | None = None) -> Path:
+    """libtflm.a for `project`'s flags and `tree`, built through the project's own CMake once.
+
+    `ops` (builtin operator names, or None for the project's own TFLM_OPS) says which
+    kernels the library must hold; any library built before from the same tree and flags
+    whose kernels cover them serves, so one built for the union of many models' operators
+    serves each of them.
+    """
+    project = Path(project)
+    want = project_ops(project) if ops is None else (None if ALL_OPS in ops else frozenset(ops))
     key = library_key(project, tree)
     lib_dir = cache_root() / "lib" / key
-    lib = lib_dir / LIBRARY_NAME
-    (cache_root() / "lib").mkdir(parents=True, exist_ok=True)
+    lib_dir.mkdir(parents=True, exist_ok=True)
     with locked(cache_root() / "lib", key):  # parallel test workers build once
-        if lib.is_file():
-            return lib
-        # The whole project, configured with only -DTFLM_DIR and built with plain make, as a
-        # user would; an interrupted build resumes from the objects it left.
-        # The project is copied first, so the build folder's source never moves.
-        src = cache_root() / "lib" / f"{key}.src"
+        found = _find_variant(lib_dir, want)
+        if found is not None:
+            return found
+        variant = "all" if want is None else hashlib.sha256(_ops_text(want).encode()).hexdigest()[:12]
+        lib = lib_dir / variant / LIBRARY_NAME
+        # The whole project, configured with -DTFLM_DIR (and TFLM_OPS when asked for other
+        # operators than its own) and built with plain make, as a user would; an
+        # interrupted build resumes from the objects it left. The project is copied
+        # first, so the build folder's source never moves.
+        src = lib_dir / f"{variant}.src"
         shutil.rmtree(src, ignore_errors=True)
         shutil.copytree(project, src, ignore=shutil.ignore_patterns("build"))
-        build = cache_root() / "lib" / f"{key}.build"
+        build = lib_dir / f"{variant}.build"
         cache = build / "CMakeCache.txt"
         if cache.is_file() and f"CMAKE_HOME_DIRECTORY:INTERNAL={src}\n" not in cache.read_text():
             cache.unlink()  # configured from elsewhere: reconfigure, keep the objects
-        _configure(src, build, tree)
-        _run(["make", "-C", str(build), f"-j{jobs}"])
-        lib_dir.mkdir(parents=True, exist_ok=True)
-        tmp = lib_dir / f".{LIBRARY_NAME}.tmp"
+        extra = [] if ops is None else [f"-DTFLM_OPS={_ops_text(want)}"]
+        _configure(src, build, tree, extra)
+        _run(["make", "-C", str(build), f"-j{jobs}", "tflm"])
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        (lib.parent / "ops.txt").write_text(_ops_text(want) + "\n", encoding="utf-8")
+        tmp = lib.parent / f".{LIBRARY_NAME}.tmp"
         shutil.copyfile(build / LIBRARY_NAME, tmp)
-        os.replace(tmp, lib)
+        os.replace(tmp, lib)  # last: a library is only found once complete, ops.txt beside it
         for rel in _library_inputs(tree):  # what the key covers, for people reading the cache
             if (project / rel).is_file():
                 shutil.copyfile(project / rel, lib_dir / Path(rel).name)
@@ -141,10 +184,15 @@ class Built:
 
 
 def build_project(project: Path, tree: Path, build: Path | None = None, selftest: bool = True,
-                  jobs: int = 2, library: Path | None = None, extra: Sequence[str] = ()) -> Built:
-    """Configure and make `project` against `tree`, linking the cached TFLM library."""
+                  jobs: int = 2, library: Path | None = None, extra: Sequence[str] = (),
+                  ops: Sequence[str] | None = None) -> Built:
+    """Configure and make `project` against `tree`, linking the cached TFLM library.
+
+    `ops` as for build_library: the operators the library must hold, when the project
+    registers others than its CMakeLists.txt names (the footprint calibration does).
+    """
     project = Path(project)
-    lib = library or build_library(project, tree, jobs)
+    lib = library or build_library(project, tree, jobs, ops)
     build = Path(build) if build else project / "build"
     _configure(project, build, tree, [f"-DTFLM_LIBRARY={lib}",
                                       f"-DTINYNAS_SELFTEST={'ON' if selftest else 'OFF'}", *extra])

@@ -43,7 +43,7 @@ from ..space.torch_model import build_model, zero_init_residual
 from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, replanner, smoothed_ce, soft_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, check_step_count, replanner, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 
 
@@ -157,8 +157,7 @@ def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *
     check_arch_data(arch, bundle)
     if time_budget_s is not None and not time_budget_s > 0:
         raise UserError(f"time budget must be positive, got {time_budget_s} s")
-    if total_steps is not None and (total_steps < 0 or time_budget_s is not None):
-        raise UserError(f"a step count must be >= 0 and cannot be combined with a time budget, got {total_steps}")
+    check_step_count(total_steps, time_budget_s)
     if total_steps is not None:
         epochs = 1  # replaced by the step count once the loop knows its steps per epoch
     if time_budget_s is None and (epochs is None or epochs < 0) or batch_size < 1 or lr <= 0:

@@ -76,6 +76,12 @@ class NonFiniteLoss(UserError):
     """The loss became NaN or inf; the run stops and the last checkpoint stays as it was."""
 
 
+def check_step_count(total_steps: int | None, time_budget_s: float | None) -> None:
+    """A step count and a time budget both fix where the schedule ends: one or the other."""
+    if total_steps is not None and (total_steps < 0 or time_budget_s is not None):
+        raise UserError(f"a step count must be >= 0 and cannot be combined with a time budget, got {total_steps}")
+
+
 def seed_int(*parts: int) -> int:
     """A 63-bit seed derived from integers, for torch.Generator.manual_seed."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)

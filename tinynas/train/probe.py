@@ -3,9 +3,11 @@
 A time budget only buys accuracy if the network can be trained in it. Before
 the space stage picks a (width, resolution), it times a few supernet training
 steps (forward, backward, no update) of the largest and the smallest subnet
-of one space, fits seconds per image = a + b * MACs through the two points,
-and turns the supernet's seconds into the most MACs that still allow
-`min_epochs` passes over the training set (`max_trainable_macs`).
+of each width's space, fits seconds per image = a + b * MACs through the two
+points, and turns the supernet's seconds into the most MACs that still allow
+`min_epochs` passes over the training set (`max_trainable_macs`). Per width,
+because a supernet's cost per step grows with its full size, not only with the
+sampled subnet's MACs.
 
 One probe is a few seconds, and a neighbour's burst in those seconds once
 moved the cap five-fold (88 to 492 ms per GMAC per image on this machine).

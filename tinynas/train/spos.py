@@ -35,7 +35,7 @@ from ..supernet import Supernet, SupernetEvaluator, save_supernet
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from ..checkpoint import check_resumable, load_torch, save_torch
 from ..distributed import DistContext, barrier, pick_device, rank_and_world
-from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, replanner, smoothed_ce, soft_ce
+from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, check_step_count, replanner, smoothed_ce, soft_ce
 from .optim import MaskedSGD
 from .report import plot_curve
 
@@ -241,6 +241,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
         raise UserError(f"{option('epochs')}, {option('batch_size')} and {option('paths_per_step')} must be >= 1 and {option('lr')} > 0")
     if not 0.0 <= end_lr < lr:
         raise UserError(f"{option('end_lr')} must be >= 0 and below {option('lr')} ({lr:g}), got {end_lr:g}")
+    check_step_count(total_steps, time_budget_s)
     out = Path(out_dir)
     resume = _prepare_out(out, resume, force)
     rank, world = rank_and_world()

@@ -12,6 +12,14 @@ set(TFLM_LIBRARY "" CACHE FILEPATH "Optional prebuilt libtflm.a of the same tree
 # signal/ holds TFLM's audio signal-processing ops (tflm_signal::Register_*), which a
 # model's builtin-op resolver never registers; leaving them out saves a fifth of the build.
 option(TFLM_SIGNAL "also compile TFLM's signal/ library (audio front-end ops)" OFF)
+# Four fifths of TFLM's build is kernels/, one file per operator at several seconds each,
+# and a model needs a handful of them; the linker would drop the rest anyway. TFLM_OPS
+# names the builtin operators whose kernels are compiled (the generated CMakeLists.txt
+# sets the model's; -DTFLM_OPS=A;B overrides it); ALL compiles every kernel, as a library
+# meant for many models needs.
+if(NOT DEFINED TFLM_OPS)
+  set(TFLM_OPS "ALL")
+endif()
 
 if(NOT TFLM_DIR OR NOT EXISTS "${TFLM_DIR}/tensorflow/lite/micro/micro_interpreter.h")
   message(FATAL_ERROR
@@ -69,6 +77,53 @@ if(NOT CMAKE_BUILD_TYPE)
   list(APPEND TFLM_COMPILE_OPTIONS -O2)  # TFLM's own Makefile default
 endif()
 
+# Keeps, of the kernels/ sources in LIST_VAR, those that define Register_<OP>() for an
+# op in OPS, the <stem>_common.cc of each kept <stem>.cc, and every kernels/ source that
+# registers nothing (helpers shared by all kernels); other sources stay. TFLM names each
+# kernel's registration after its builtin operator (MicroMutableOpResolver::AddConv2D
+# calls Register_CONV_2D), which is what makes the match exact.
+function(tflm_select_kernels list_var ops)
+  set(kept "")
+  set(helpers "")
+  set(kept_stems "")
+  set(found "")
+  foreach(f IN LISTS ${list_var})
+    if(NOT f MATCHES "/tensorflow/lite/micro/kernels/")
+      list(APPEND kept "${f}")
+      continue()
+    endif()
+    file(STRINGS "${f}" defs REGEX "Register_[A-Z0-9_]+\\(\\) *\\{")
+    if(NOT defs)
+      list(APPEND helpers "${f}")
+      continue()
+    endif()
+    foreach(op IN LISTS ops)
+      string(FIND "${defs}" " Register_${op}()" at)
+      if(at GREATER -1)
+        list(APPEND kept "${f}")
+        get_filename_component(stem "${f}" NAME_WE)
+        list(APPEND kept_stems "${stem}")
+        list(APPEND found "${op}")
+      endif()
+    endforeach()
+  endforeach()
+  foreach(f IN LISTS helpers)
+    get_filename_component(stem "${f}" NAME_WE)
+    if(stem MATCHES "^(.+)_common$" AND NOT CMAKE_MATCH_1 IN_LIST kept_stems)
+      continue()  # the shared code of a kernel left out
+    endif()
+    list(APPEND kept "${f}")
+  endforeach()
+  foreach(op IN LISTS ops)
+    if(NOT op IN_LIST found)
+      message(FATAL_ERROR "no kernel in ${TFLM_DIR} defines Register_${op}(); "
+        "name TFLM builtin operators in TFLM_OPS, or configure with -DTFLM_OPS=ALL")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES kept)
+  set(${list_var} "${kept}" PARENT_SCOPE)
+endfunction()
+
 if(TFLM_LIBRARY)
   add_library(tflm STATIC IMPORTED)
   set_target_properties(tflm PROPERTIES IMPORTED_LOCATION "${TFLM_LIBRARY}")
@@ -84,6 +139,9 @@ else()
     list(APPEND TFLM_SOURCES ${_tflm_signal})
   endif()
   list(FILTER TFLM_SOURCES EXCLUDE REGEX "_test\\.cc$")
+  if(NOT TFLM_OPS STREQUAL "ALL")
+    tflm_select_kernels(TFLM_SOURCES "${TFLM_OPS}")
+  endif()
   add_library(tflm STATIC ${TFLM_SOURCES})
   target_include_directories(tflm PUBLIC ${TFLM_INCLUDE_DIRS})
   target_compile_definitions(tflm PUBLIC ${TFLM_DEFINITIONS})
