@@ -36,46 +36,6 @@ def test_choose_prefers_mean_macs_among_eligible_spaces():
     assert choose(rows[1:2]) is None
 
 
-def test_choose_with_a_limit_per_width():
-    """Each width's supernet trains at its own speed, so each gets its own MACs limit."""
-    rows = [{"fitting": 500, "fit_fraction": 1.0, "macs_mean": m, "resolution": [32, 32], "width_mult": w}
-            for w, m in ((0.25, 11e6), (0.35, 19e6), (0.5, 24e6))]
-    assert choose(rows, max_macs=20e6) == 1
-    assert choose(rows, max_macs={0.25: 15e6, 0.35: 18e6, 0.5: 30e6}) == 2
-    assert choose(rows, max_macs={0.25: 15e6, 0.35: 18e6}) == 0  # an unprobed width is over
-    assert choose(rows, max_macs={0.25: 5e6}) == 0  # all over: the fewest MACs
-
-
-def test_space_stage_probes_widths_narrowest_first_and_stops_at_the_first_over(monkeypatch):
-    from types import SimpleNamespace
-
-    from tinynas.pipeline import stages
-    from tinynas.train.probe import TrainCost
-
-    probed = []
-
-    def fake_probe(spec, batch_size, seed=0):  # wider supernets cost more per image
-        probed.append(spec.width_mult)
-        return TrainCost(intercept_s=0.0, per_mac_s=7.7e-10 * (1 + spec.width_mult), points=(), probe_s=0.1)
-
-    monkeypatch.setattr(stages, "probe_train_cost", fake_probe)
-    table = [{"fitting": 500, "fit_fraction": 1.0, "macs_mean": m, "resolution": [32, 32], "width_mult": w}
-             for w, m in ((0.25, 5e6), (0.35, 9e6), (0.5, 40e6), (0.75, 80e6))]
-    res = SimpleNamespace(table=table, min_fit_fraction=0.05)
-    ctx = SimpleNamespace(clock=SimpleNamespace(total_s=600.0, allot=lambda stage: 200.0), log=lambda m: None,
-                          cfg={"space": {"min_epochs": 4, "min_images": 0}, "train": {"batch_size": 64},
-                               "run": {"seed": 0}},
-                          bundle=SimpleNamespace(train=[0] * 4000))
-    cap = stages._trainable_macs(ctx, default_space(), res)
-    assert probed == [0.25, 0.35, 0.5]  # 0.5's space is over its limit: 0.75 is not probed
-    caps = {r["width_mult"]: r["max_macs"] for r in cap["by_width"]}
-    assert caps[0.25] > caps[0.35] > caps[0.5] and table[2]["macs_mean"] > caps[0.5] > table[1]["macs_mean"]
-    assert choose(table, 0.05, caps) == 1
-    chosen = stages._chosen_cost(cap, 0.35)
-    assert chosen["max_macs"] == caps[0.35] and chosen["probed_width"] == 0.35 and "intercept_s" in chosen
-    assert stages._chosen_cost(cap, 0.75)["probed_width"] == 0.5  # unprobed: the nearest probed width
-
-
 @pytest.fixture(scope="module")
 def two_boards():
     spec = default_space(num_classes=10)

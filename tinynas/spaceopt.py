@@ -11,12 +11,11 @@ The same N genomes are scored in every space (the genome layout does not
 depend on width or resolution): paired samples make the comparison between
 spaces less noisy than independent draws would, at no cost in uniformity.
 
-Under a compute budget (`max_macs`, which `tinynas run --time` derives, per
-width, from the time it gives the supernet and the training throughput it
-measures for that width's supernet), a space whose fitting subnets average more
-MACs than the budget can train is not eligible either: more compute only buys
-accuracy if there is time to train it. If every space is over, the one with the
-fewest MACs is chosen.
+Under a compute budget (`max_macs`, which `tinynas run --time` derives from
+the time it gives the supernet and the training throughput it measures), a
+space whose fitting subnets average more MACs than the budget can train is
+not eligible either: more compute only buys accuracy if there is time to
+train it. If every space is over, the one with the fewest MACs is chosen.
 
 The stem stride is pinned to what the input size implies (see pinned_stem).
 Non-square inputs keep their aspect ratio: the grid runs over the first side
@@ -27,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -193,29 +192,17 @@ def _row(width: float, hw: tuple[int, int], macs: np.ndarray, sram: np.ndarray, 
             "min_sram_bytes": int(sram.min()), "min_flash_bytes": int(flash.min())}
 
 
-def eligible_rows(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTION) -> list[int]:
-    """Rows where at least `min_fit_fraction` of the samples fit the board."""
-    return [i for i, r in enumerate(table) if r["fitting"] and r["fit_fraction"] >= min_fit_fraction]
-
-
 def choose(table: list[dict[str, Any]], min_fit_fraction: float = MIN_FIT_FRACTION,
-           max_macs: float | Mapping[float, float] | None = None) -> int | None:
+           max_macs: float | None = None) -> int | None:
     """Index of the row with the largest mean MACs of fitting subnets among rows where
     at least `min_fit_fraction` of the samples fit (and, given `max_macs`, whose mean is
     within it; if none is, the row with the smallest mean); ties go to the larger fitting
-    fraction, then to the smaller resolution and width (cheaper to train).
-
-    `max_macs` may map width -> limit, since each width's supernet trains at its own
-    speed; a width the mapping lacks is over every limit."""
-    ok = eligible_rows(table, min_fit_fraction)
+    fraction, then to the smaller resolution and width (cheaper to train)."""
+    ok = [i for i, r in enumerate(table) if r["fitting"] and r["fit_fraction"] >= min_fit_fraction]
     if not ok:
         return None
     if max_macs is not None:
-        def limit(r: dict[str, Any]) -> float:
-            if isinstance(max_macs, Mapping):
-                return max_macs.get(r["width_mult"], -math.inf)
-            return max_macs
-        within = [i for i in ok if table[i]["macs_mean"] <= limit(table[i])]
+        within = [i for i in ok if table[i]["macs_mean"] <= max_macs]
         if not within:
             return min(ok, key=lambda i: (table[i]["macs_mean"], -table[i]["fit_fraction"]))
         ok = within

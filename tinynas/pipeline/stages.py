@@ -20,7 +20,6 @@ after the budget; their records say how long they took.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import time
@@ -36,14 +35,13 @@ from ..checkpoint import load_torch
 from ..atomic import write_json, write_text
 from ..data.resize_loss import resize_loss
 from ..deploy.pipeline import export_subnet
-from ..errors import UserError
 from ..latency import lut_for_board
 from ..deploy.footprint import predict_if_calibrated
 from ..profile import format_report, plot_memory, profile_graph
 from ..search import run_search
 from ..space.arch import load_arch
 from ..space.spec import load_space, replace_spec, space_for_block
-from ..spaceopt import choose, default_resolutions, eligible_rows, optimize_space, plot_flops_cdf, scaled_hw
+from ..spaceopt import check_widths, default_resolutions, optimize_space, plot_flops_cdf, scaled_hw
 from ..tflite_reader import read_tflite
 from ..tflm_measure import measure_arena
 from ..timebudget import Deadline, allot
@@ -117,18 +115,11 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
     c, h, w = ctx.bundle.input_shape
     sc = ctx.cfg["space"]
     base = space_for_block(sc["block"], input_channels=c, resolution=[h, w], num_classes=ctx.bundle.num_classes)
+    cap = _trainable_macs(ctx, base)
     res = optimize_space(base, ctx.board, widths=sc["widths"] or None,
                          resolutions=_resolutions(sc, (h, w), ctx.bundle.train.x),
                          samples=sc["samples"], rng=np.random.default_rng(ctx.cfg["run"]["seed"]),
-                         progress=ctx.rank == 0, raise_if_none=False)
-    if res.chosen is None:
-        raise UserError(res.no_fit_message())
-    cap = _trainable_macs(ctx, base, res)
-    if cap is not None:
-        caps = {float(r["width_mult"]): r["max_macs"] for r in cap["by_width"]}
-        chosen = choose(res.table, res.min_fit_fraction, caps)
-        res = dataclasses.replace(res, chosen=chosen, max_macs=caps.get(res.table[chosen]["width_mult"]))
-        cap = _chosen_cost(cap, res.table[chosen]["width_mult"])
+                         progress=ctx.rank == 0, max_macs=None if cap is None else cap["max_macs"])
     out = res.to_json()
     if cap is not None:
         out["train_cost"] = cap
@@ -141,49 +132,27 @@ def stage_space(ctx: Context, d: Path) -> dict[str, Any]:
             "resolution": list(spec.resolution), "block": sc["block"]}
 
 
-def _trainable_macs(ctx: Context, base, res) -> dict[str, Any] | None:
-    """Under a time budget: per width, the most MACs a space's subnets may average and still
-    see max(space.min_epochs epochs, space.min_images) images in the supernet's share (None
-    without a budget).
+def _trainable_macs(ctx: Context, base) -> dict[str, Any] | None:
+    """Under a time budget: the most MACs a space's subnets may average and still see
+    max(space.min_epochs epochs, space.min_images) images in the supernet's share (None without a budget).
 
-    The training cost per image is measured here on this machine (train.probe) for each
-    width's own supernet, narrowest first: a wider supernet costs more per step than its
-    subnets' MACs say (its full weights take every gradient), so one probe at the middle
-    of the grid read a 0.25-width space 25-35% slower than its supernet then trained and
-    narrowed the choice. Probing stops at the first width none of whose spaces fits its
-    cap: wider ones are bigger and slower still.
+    The training cost per image is measured here on this machine (train.probe),
+    at the middle of the width grid, so the cap follows the machine and the data size.
     """
     if ctx.clock.total_s is None:
         return None
     sc, t = ctx.cfg["space"], ctx.cfg["train"]
+    widths = sorted(check_widths(sc["widths"] or list(base.widths)))
+    cost = probe_train_cost(base.with_config(width_mult=widths[len(widths) // 2]), t["batch_size"],
+                            seed=ctx.cfg["run"]["seed"])
+    seconds = ctx.clock.allot("supernet") or 0.0  # its share of what is left, as it will get it
     n = len(ctx.bundle.train)
     epochs = max(sc["min_epochs"], sc["min_images"] / max(n, 1))
-    ok = [res.table[i] for i in eligible_rows(res.table, res.min_fit_fraction)]
-    rows = []
-    for width in sorted({float(r["width_mult"]) for r in ok}):
-        cost = probe_train_cost(base.with_config(width_mult=width), t["batch_size"], seed=ctx.cfg["run"]["seed"])
-        rows.append((width, cost))
-        seconds = ctx.clock.allot("supernet") or 0.0  # its share of what is left, as it will get it
-        if min(r["macs_mean"] for r in ok if r["width_mult"] == width) > cost.max_trainable_macs(seconds, n, epochs):
-            break
-    seconds = ctx.clock.allot("supernet") or 0.0
-    by_width = [{"width_mult": w, "max_macs": c.max_trainable_macs(seconds, n, epochs), **c.to_json()}
-                for w, c in rows]
-    ctx.log("space: " + "; ".join(f"width {r['width_mult']:g} trains at {r['intercept_s'] * 1e3:.2f} ms + "
-                                  f"{r['per_mac_s'] * 1e12:.0f} ms/GMAC per image, {r['max_macs'] / 1e6:.1f} M MACs "
-                                  "on average" for r in by_width)
-            + f" in {epochs:.3g} supernet epochs ({seconds:.0f} s)")
-    return {"supernet_s": round(seconds, 1), "min_epochs": round(epochs, 3), "by_width": by_width}
-
-
-def _chosen_cost(cap: dict[str, Any], width: float) -> dict[str, Any]:
-    """The probe record the later stages read (TrainCost and max_macs), for the chosen width.
-
-    A width left unprobed (every space over its limit, the cheapest chosen anyway) takes
-    the nearest probed width's figures.
-    """
-    row = min(cap["by_width"], key=lambda r: abs(r["width_mult"] - width))
-    return {**cap, **{k: v for k, v in row.items() if k != "width_mult"}, "probed_width": row["width_mult"]}
+    cap = cost.max_trainable_macs(seconds, n, epochs)
+    ctx.log(f"space: training costs {cost.intercept_s * 1e3:.2f} ms + {cost.per_mac_s * 1e12:.1f} ms per GMAC "
+            f"per image here; {epochs:.3g} supernet epochs in {seconds:.0f} s allow "
+            f"{cap / 1e6:.1f} M MACs on average")
+    return {"max_macs": cap, "supernet_s": round(seconds, 1), "min_epochs": round(epochs, 3), **cost.to_json()}
 
 
 def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -> list[tuple[int, int]]:
