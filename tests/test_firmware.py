@@ -452,3 +452,20 @@ def test_project_ops_reads_the_generated_cmakelists(tmp_path: Path) -> None:
     assert tflm_build.project_ops(tmp_path) is None
     (tmp_path / "CMakeLists.txt").write_text("project(x)\n")  # a project from before TFLM_OPS
     assert tflm_build.project_ops(tmp_path) is None
+
+
+def test_missing_cross_cxx_headers_are_named_before_any_build(tmp_path: Path, monkeypatch) -> None:
+    """Arm's g++ without Debian's libstdc++-arm-none-eabi-newlib: one line naming the package."""
+    from tinynas.deploy import tflm_build
+
+    assert "not on PATH" in tflm_build.cross_cxx_problem("no-such-arm-none-eabi-g++")
+    fake = tmp_path / "fake-g++"
+    fake.write_text("#!/bin/sh\necho 'fatal error: cstddef: No such file or directory' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    assert "libstdc++-arm-none-eabi-newlib" in tflm_build.cross_cxx_problem(str(fake))
+    monkeypatch.setenv("TINYNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tflm_build, "cross_cxx_problem", lambda cxx="": "no headers")
+    tree = tmp_path / "tree"
+    (tree / tflm_build.CMSIS_NN_MARKER).mkdir(parents=True)
+    with pytest.raises(UserError, match="cannot cross-compile TFLM: no headers"):
+        tflm_build.build_library(tmp_path / "project", tree)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tinynas.deploy import tflm_build
 from tinynas.deploy.project import FirmwareArena, from_tflite, model_op_types, write_project
+from tinynas.errors import UserError
 from tinynas.space.graph_builder import OP_VERSIONS
 
 # The boards whose cores the firmware tests build for: host (any board), M7, M4.
@@ -51,7 +52,11 @@ def prebuild(shared: Path, models: list[Path]) -> None:
             arena = FirmwareArena(64 * 1024, None, 0, 0.0, "prebuild", "")  # the library ignores it
             project = Path(work) / f"p{i}"
             write_project(model, target, project, "prebuild", None, arena, model_op_types(model), board)
-            lib = tflm_build.build_library(project, tree, jobs=2, ops=ops)
+            try:
+                lib = tflm_build.build_library(project, tree, jobs=2, ops=ops)
+            except UserError as e:  # a missing cross compiler: the tests skip and say so
+                print(f"{archive} {board}: {e}", flush=True)
+                continue
             print(f"{archive} {board}: {lib}", flush=True)
 
 

@@ -43,6 +43,40 @@ def is_cortex_m_tree(tree: Path) -> bool:
     return (Path(tree) / CMSIS_NN_MARKER).is_dir()
 
 
+CROSS_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
+# What TFLM needs of a C++ toolchain: the standard headers and libstdc++ to link against.
+_CROSS_PROBE = ("#include <cstddef>\n#include <cstdarg>\n"
+                "struct A { virtual ~A() {} virtual int f() = 0; };\n"
+                "struct B : A { int f() override { return 1; } };\n"
+                "int main() { A* a = new B; int r = a->f(); delete a; return r; }\n")
+
+
+def cross_cxx_problem(cxx: str = "arm-none-eabi-g++") -> str | None:
+    """Why `cxx` cannot build TFLM for a Cortex-M, or None when it can.
+
+    Debian ships Arm's compiler and newlib apart from their C++ standard headers
+    (libstdc++-arm-none-eabi-dev) and library (libstdc++-arm-none-eabi-newlib);
+    without them TFLM fails in its first file with "cstddef: No such file or
+    directory", or at the very end with "cannot find -lstdc++", deep in a make log.
+    Compiling and linking a few lines says it up front instead.
+    """
+    if shutil.which(cxx) is None:
+        return f"{cxx} is not on PATH (Debian: apt-get install {CROSS_PACKAGES})"
+    with tempfile.TemporaryDirectory(prefix="tinynas-cxx.") as d:
+        src = Path(d) / "probe.cc"
+        src.write_text(_CROSS_PROBE, encoding="utf-8")
+        cmd = [cxx, "-mcpu=cortex-m4", "-mthumb", "-fno-exceptions", "-fno-rtti", "--specs=nosys.specs",
+               str(src), "-o", str(Path(d) / "probe.elf")]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return f"{cxx} did not build a five-line program within 120 s"
+    if r.returncode != 0:
+        return (f"{cxx} cannot build C++ for Cortex-M (no standard headers or libstdc++; "
+                f"Debian: apt-get install libstdc++-arm-none-eabi-newlib)")
+    return None
+
+
 def extract_tree(archive: Path) -> Path:
     """Unpack a tflm-*.tar.xz (one top folder) once under the cache; the tree's path."""
     archive = Path(archive)
@@ -138,6 +172,8 @@ def build_library(project: Path, tree: Path, jobs: int = 2, ops: Sequence[str] |
     serves each of them.
     """
     project = Path(project)
+    if is_cortex_m_tree(tree) and (problem := cross_cxx_problem()) is not None:
+        raise UserError(f"cannot cross-compile TFLM: {problem}")
     want = project_ops(project) if ops is None else (None if ALL_OPS in ops else frozenset(ops))
     key = library_key(project, tree)
     lib_dir = cache_root() / "lib" / key
