@@ -70,3 +70,17 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out.strip() == f"tinynas {__version__}"
+
+
+def test_one_openmp_thread_unless_the_user_says(monkeypatch):
+    """Two OpenMP threads on a shared 2-core box can run 60x slower than one; a user's value wins."""
+    import os
+
+    from tinynas.cli import one_thread_default
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    one_thread_default()
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    one_thread_default()
+    assert os.environ["OMP_NUM_THREADS"] == "2"

@@ -139,8 +139,21 @@ def quiet_third_party(verbose: bool) -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+def one_thread_default() -> None:
+    """One OpenMP thread per process unless the user set OMP_NUM_THREADS (torchrun sets 1 itself).
+
+    Must run before torch is imported (build_parser imports the command). On a shared
+    2-core machine two intra-op threads measured 0.12x to 1.0x of one
+    (bench/bench_throughput.py): when another process holds one core, every parallel
+    region waits for the thread that lost its core. A `tinynas run --time 20s` next to
+    a compile in another session spent 75 s, with its throughput probe 60 times slower.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    one_thread_default()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     quiet_third_party(bool(getattr(args, "verbose", False)))
