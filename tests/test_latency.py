@@ -320,3 +320,21 @@ def test_calibration_leave_one_out_meets_goals(shared):
     ic = read_tflite(shared / "models" / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
     pred = graph_latency(ic, m33).total_ms
     assert math.isclose(pred, 246.2, rel_tol=0.25)
+
+
+def test_emulated_cpi_fit_and_leave_one_out():
+    """One cycles-per-instruction scale: the geometric mean; leave-one-out predicts each row from the others."""
+    from tinynas.latency.emulated import Measured, fit_cpi, leave_one_out, median_max_ape
+
+    rows = [Measured("a", 1_000_000, 100e6, 15.0), Measured("b", 2_000_000, 100e6, 40.0),
+            Measured("c", 500_000, 50e6, 20.0)]  # CPIs 1.5, 2.0, 2.0
+    fit = fit_cpi(rows)
+    assert fit.cpi == pytest.approx((1.5 * 2.0 * 2.0) ** (1 / 3))
+    assert fit.predict_ms(1_000_000, 100e6) == pytest.approx(10 * fit.cpi)
+    loo = leave_one_out(rows)
+    assert loo[0]["cpi_fitted"] == pytest.approx(2.0) and loo[0]["error_pct"] == pytest.approx(100 * (20 / 15 - 1), abs=0.01)
+    assert loo[1]["cpi_fitted"] == pytest.approx(3 ** 0.5, abs=1e-4)
+    assert median_max_ape([-5.0, 10.0, 2.0]) == (5.0, 10.0)
+    assert median_max_ape([-5.0, 10.0]) == (7.5, 10.0)
+    with pytest.raises(ValueError):
+        fit_cpi([])
