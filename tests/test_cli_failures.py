@@ -83,6 +83,21 @@ def test_lut_import_log_must_be_a_file(tmp_path, capsys):
     _one_line_error(capsys, rc, "is a directory")
 
 
+def test_lut_emulate_refuses_a_core_it_cannot_count(tmp_path, capsys):
+    rc = main(["lut", "emulate", "--board", "rpi-pico", "--out", str(tmp_path / "t.json")])
+    _one_line_error(capsys, rc, "the emulator counts")
+
+
+def test_lut_emulate_refuses_what_is_not_a_tflm_tree(tmp_path, capsys):
+    from tinynas.deploy import tflm_build
+
+    if tflm_build.cross_cxx_problem() is not None:
+        pytest.skip("no Arm C++ toolchain: the command stops at that check first")
+    rc = main(["lut", "emulate", "--board", "nucleo-l4r5zi", "--tflm-dir", str(tmp_path),
+               "--out", str(tmp_path / "t.json")])
+    _one_line_error(capsys, rc, "is not a TFLM tree")
+
+
 # ------------------------------------------------------------------ item 5: inputs that hang or deny
 
 

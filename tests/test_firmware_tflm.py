@@ -14,6 +14,7 @@ Every test skips, saying why, without ../shared/tflm, cmake, arm-none-eabi-gcc o
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -311,3 +312,33 @@ def test_emulated_op_counts_repeat_exactly(cm_tree: Path, model_paths, tmp_path:
         assert a.total_ops(kind) <= a.invoke_instructions[kind] <= 1.05 * a.total_ops(kind)
     _report(capsys, "emulated kws_ref_model on cortex-m7: " + ", ".join(
         f"{o.op} {o.instructions:,}" for o in a.ops["random"]) + f"; Invoke() {a.invoke_instructions['random']:,}")
+
+
+def test_lut_emulate_fills_every_space_signature_and_resumes(cm_tree: Path, tmp_path: Path, capsys) -> None:
+    """`tinynas lut emulate` on a one-subnet space: every signature, source "emulated", CPI x count; a re-run counts nothing."""
+    _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    from tinynas.cli import main
+    from tinynas.latency import load_lut
+    from tinynas.latency.emulated import cpi_for_core
+    from tinynas.lutkit.kit import space_signatures
+    from tinynas.space import load_space
+
+    space = tmp_path / "tiny.toml"
+    space.write_text("width_mult = 0.25\nresolution = [16, 16]\ndepths = [1]\nkernels = [3]\nexpand_ratios = [3]\n")
+    out, work = tmp_path / "m4.lut.json", tmp_path / "work"
+    argv = ["lut", "emulate", "--board", CORTEX_BOARDS["m4"], "--space", str(space), "--tflm-dir", str(cm_tree),
+            "--work", str(work), "--out", str(out), "--json", "--no-progress"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    lut = load_lut(out, load_board(CORTEX_BOARDS["m4"]))
+    want = space_signatures(load_space(space))
+    assert first["missing"] == [] and set(lut.entries) == set(want) and first["counted_now"] == first["subnets"] == 1
+    assert {e.source for e in lut.entries.values()} == {"emulated"}
+    pairs = json.loads(next(work.glob("*.json")).read_text())["ops"]
+    for sig, n in pairs:
+        assert lut.entries[sig].cycles <= cpi_for_core("cortex-m4") * n + 1e-6
+    assert main([*argv, "--force"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["counted_now"] == 0 and load_lut(out, load_board(CORTEX_BOARDS["m4"])).entries == lut.entries
+    _report(capsys, f"lut emulate: {len(lut.entries)} entries from 1 subnet in {first['seconds']} s, "
+                    f"re-run from the work folder in {again['seconds']} s")

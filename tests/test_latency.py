@@ -338,3 +338,34 @@ def test_emulated_cpi_fit_and_leave_one_out():
     assert median_max_ape([-5.0, 10.0]) == (7.5, 10.0)
     with pytest.raises(ValueError):
         fit_cpi([])
+
+
+def test_emulated_counts_run_on_an_emulated_core_with_room_for_any_subnet():
+    """M33 boards count on the M4's emulator; the counting board has QEMU's memory; no scale for other cores."""
+    from tinynas.boards import load_board
+    from tinynas.errors import UserError
+    from tinynas.latency.emulated import CPI_ARMV7EM_DSP, cpi_for_core
+    from tinynas.lutkit.emulated_lut import QEMU_MEMORY, count_board
+
+    m33 = count_board(load_board("ek-ra6m4"))
+    assert m33.core == "cortex-m4" and m33.sram_bytes == m33.flash_bytes == QEMU_MEMORY
+    assert count_board(load_board("stm32f746g-disco")).core == "cortex-m7"
+    with pytest.raises(UserError, match="emulator counts"):
+        count_board(load_board("rpi-pico"))
+    assert cpi_for_core("cortex-m33") == cpi_for_core("cortex-m4") == CPI_ARMV7EM_DSP
+    assert cpi_for_core("cortex-m7") < CPI_ARMV7EM_DSP
+    with pytest.raises(ValueError):
+        cpi_for_core("xtensa-lx7")
+
+
+def test_emulated_entries_round_trip_with_their_source(tmp_path):
+    from tinynas.boards import load_board
+    from tinynas.latency import load_lut, save_lut
+    from tinynas.latency.lut import Lut
+
+    board = load_board("nucleo-l4r5zi")
+    lut = Lut(board=board.id, clock_hz=float(board.clock_hz), invoke_overhead_cycles=5000.0, target=board)
+    sig = "add-in:8x8x16-out:8x8x16"
+    lut.set(sig, 1234.0, "emulated")
+    save_lut(tmp_path / "t.lut.json", lut)
+    assert load_lut(tmp_path / "t.lut.json", board).lookup(sig) == (1234.0, "emulated")

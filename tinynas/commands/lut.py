@@ -1,10 +1,13 @@
-"""`tinynas lut measure|import`: measure a board's latency lookup table.
+"""`tinynas lut measure|import|emulate`: measure a board's latency lookup table.
 
     tinynas lut measure --board ID --out DIR [--space space.json] [--limit N]
     tinynas lut import --board ID LOG [LOG ...] [--kit DIR] [--out PATH] [--merge | --force]
+    tinynas lut emulate --board ID [--space space.json] [--tflm-dir TREE] [--out PATH] [--merge | --force]
 
 `measure` writes a profiling kit (tinynas/lutkit/kit.py); the user flashes
 it and captures its serial log; `import` turns the log into a measured LUT.
+`emulate` needs no board: it counts the real kernels' instructions under QEMU
+(tinynas/lutkit/emulated_lut.py) and writes "emulated" entries.
 Where the LUT goes: by default profiles/<board-id>.lut.json, the file
 `lut_for_board` reads, so profile, space and search use it with no flag.
 An existing table there is never replaced silently: --merge adds the new
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,16 +28,19 @@ from ..boards import add_board_argument, load_board
 from ..errors import UserError, quiet_native_logs
 from ..latency import load_lut, lut_path, save_lut
 from ..latency.lut_import import build_measured_lut
+from ..deploy import tflm_build
+from ..deploy.qemu_run import missing_tools
 from ..latency.serial_log import read_log
+from ..lutkit.emulated_lut import count_board, fill
 from ..lutkit.kit import load_kit, write_kit
-from ..paths import check_input_file, check_output_file
+from ..paths import check_input_file, check_output_file, shared_dir
 from ..space import load_space
 from ..space.spec import replace_spec
 
 
 def add_parser(sub, name: str, help_text: str) -> None:
     p = sub.add_parser(name, help=help_text, description=help_text)
-    lut_sub = p.add_subparsers(dest="lut_command", metavar="{measure,import}")
+    lut_sub = p.add_subparsers(dest="lut_command", metavar="{measure,import,emulate}")
     lut_sub.required = True
     m = lut_sub.add_parser("measure", help="write a profiling kit for a board",
                            description="Write a profiling kit: one int8 model per LUT entry the "
@@ -66,6 +73,29 @@ def add_parser(sub, name: str, help_text: str) -> None:
     mode.add_argument("--force", action="store_true", help="replace an existing LUT at the output path")
     i.add_argument("--json", action="store_true", help="print the import summary as JSON")
     i.set_defaults(func=run_import)
+    e = lut_sub.add_parser("emulate", help="fill a board's LUT from QEMU instruction counts (no board needed)",
+                           description="Count the real TFLM + CMSIS-NN kernels' instructions per op under "
+                                       "QEMU for every op signature the space needs, and write them, times "
+                                       "the core's cycles per instruction, as \"emulated\" LUT entries.",
+                           epilog="example:\n  tinynas lut emulate --board nucleo-l4r5zi --width 0.5 "
+                                  "--resolution 32 --out l4r5.lut.json",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_board_argument(e, required=True)
+    e.add_argument("--space", help="space spec (.json/.toml); default: the built-in default space")
+    e.add_argument("--width", type=float, help="override the space's width multiplier")
+    e.add_argument("--resolution", type=int, help="override the space's (square) resolution")
+    e.add_argument("--tflm-dir", help="Cortex-M TFLM tree, or its .tar.xz (default: $TFLM_DIR, "
+                                      "else ../shared/tflm/tflm-cortex-m.tar.xz)")
+    e.add_argument("--work", help="folder for per-subnet counts, reused on a re-run "
+                                  "(default: the tinynas cache)")
+    e.add_argument("--out", help="LUT file to write (default: profiles/<board-id>.lut.json)")
+    emode = e.add_mutually_exclusive_group()
+    emode.add_argument("--merge", action="store_true", help="add to an existing LUT at the output path")
+    emode.add_argument("--force", action="store_true", help="replace an existing LUT at the output path")
+    e.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: %(default)s)")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.add_argument("--no-progress", action="store_true", help="no progress lines")
+    e.set_defaults(func=run_emulate)
 
 
 # ----------------------------------------------------------------------------- measure
@@ -183,3 +213,67 @@ def _format_summary(s: dict) -> str:
     lines += [f"note        {n}" for n in s["notes"]]
     lines.append(f"wrote       {s['lut']}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- emulate
+
+def _cortex_m_tree(arg: str | None) -> Path:
+    """The Cortex-M TFLM tree: a folder, or a .tar.xz unpacked once into the cache."""
+    src = arg or os.environ.get("TFLM_DIR") or str(shared_dir() / "tflm" / "tflm-cortex-m.tar.xz")
+    p = Path(src).expanduser()
+    if p.is_file() and p.name.endswith(".tar.xz"):
+        p = tflm_build.extract_tree(p)
+    if not (p / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise UserError(f"{src} is not a TFLM tree or its .tar.xz; pass --tflm-dir (a Cortex-M tree "
+                        "made with create_tflm_tree.py and OPTIMIZED_KERNEL_DIR=cmsis_nn)")
+    if not tflm_build.is_cortex_m_tree(p):
+        raise UserError(f"{src} has no CMSIS-NN kernels; the emulator needs a Cortex-M tree")
+    return p
+
+
+def run_emulate(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_file(args.out, "--out")
+    if args.space:
+        check_input_file(args.space, "--space")
+    board = load_board(args.board)
+    count_board(board)  # a core the emulator cannot count fails before any work
+    out, base = _output(args, board)
+    if missing := missing_tools():
+        raise UserError(f"{', '.join(missing)} not found; `tinynas lut emulate` builds and runs firmware "
+                        "(Debian: apt-get install cmake make gcc-arm-none-eabi qemu-system-arm)")
+    if (problem := tflm_build.cross_cxx_problem()) is not None:
+        raise UserError(problem)
+    tree = _cortex_m_tree(args.tflm_dir)
+    spec = load_space_arg(args.space, args.width, args.resolution)
+    work = Path(args.work) if args.work else tflm_build.cache_root() / "emulated" / board.id
+
+    def progress(i: int, n: int, what: str) -> None:
+        if not args.no_progress:
+            sys.stderr.write(f"[lut emulate] subnet {min(i + 1, n)}/{n}: {what}\n")
+
+    with quiet_native_logs():  # one converter run per covering subnet
+        result = fill(board, spec, tree, work, seed=args.seed, progress=progress)
+    lut = result.lut
+    if base is not None:
+        for sig, e in lut.entries.items():
+            base.set(sig, e.cycles, e.source)
+        base.meta = {**base.meta, **lut.meta}
+        lut = base
+    save_lut(out, lut)
+    summary = {"lut": str(out), "board": board.id, "entries": len(result.instructions),
+               "missing": result.missing, "failed": {str(i + 1): w for i, w in result.failed.items()},
+               "subnets": result.subnets, "counted_now": result.counted,
+               "seconds": round(result.seconds, 1), "cpi": result.cpi, "counted_on": result.counted_on}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"emulated    {summary['entries']} entries from {result.subnets} covering subnets "
+              f"({result.counted} counted now, on {result.counted_on}) in {summary['seconds']} s")
+        print(f"cycles      instructions x {result.cpi:.3f} cycles per instruction")
+        for i, why in result.failed.items():
+            print(f"failed      covering subnet {i + 1}: {why}")
+        for sig in result.missing:
+            print(f"missing     {sig}: no covering subnet produced it; it falls back to the model")
+        print(f"wrote       {out}")
+    return 0

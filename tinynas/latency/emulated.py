@@ -23,6 +23,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .cycle_model import FAMILIES
+
+# Fitted by bench/bench_emulated_latency.py (2026-12-01) on the three current-runtime
+# MLPerf Tiny measurements (EK-RA6M4, Cortex-M33 at 200 MHz: ResNet-8, MobileNetV1-0.25 VWW,
+# FC autoencoder), with counts from the Cortex-M4 build; leave-one-out median 11.5%, max
+# 19.7%. The later-TFLM ResNet-8 on a Cortex-M4 (NUCLEO-L4R5ZI, 413.3 ms) implies 1.66.
+CPI_ARMV7EM_DSP = 1.519
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -77,3 +85,17 @@ def median_max_ape(errors: Sequence[float]) -> tuple[float, float]:
     mid = len(a) // 2
     med = a[mid] if len(a) % 2 else (a[mid - 1] + a[mid]) / 2
     return med, a[-1]
+
+
+def cpi_for_core(core: str) -> float:
+    """Cycles per emulated instruction for `core`: fitted for M4/M33, a prior for the M7.
+
+    The M7 runs the same instructions (its counts are within 1% of the M4's) on a
+    dual-issue pipeline; without a measurement its CPI is the M4's times the latency
+    model's prior M7/M4 ratio on the MAC loops (FAMILIES["cortex-m7"].mac).
+    """
+    if core in ("cortex-m4", "cortex-m33"):
+        return CPI_ARMV7EM_DSP
+    if core == "cortex-m7":
+        return CPI_ARMV7EM_DSP * FAMILIES["cortex-m7"].mac
+    raise ValueError(f"no cycles-per-instruction scale for {core}")

@@ -8,7 +8,7 @@ save_lut), holding measured entries and whatever else was saved with them.
 
 Lookup precedence for one signature (Lut.lookup):
 1. an entry for exactly this signature, with the source it was stored with
-   (normally "measured");
+   ("measured" from `tinynas lut import`, "emulated" from `tinynas lut emulate`);
 2. "interpolated": a measured entry of the same class (op kind, kernel,
    stride, dilation, groups, dtype) but another size, rescaled by the model:
    measured_ref * model(sig) / model(ref). The model is linear in MACs (or in
@@ -43,7 +43,7 @@ from .signature import OpFeatures, op_signature, parse_signature, signature_clas
 
 LUT_FORMAT = "tinynas-lut"
 LUT_VERSION = 1
-SOURCES: tuple[str, ...] = ("model", "measured", "interpolated")
+SOURCES: tuple[str, ...] = ("model", "measured", "interpolated", "emulated")
 
 
 @dataclass(frozen=True)

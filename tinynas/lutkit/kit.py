@@ -76,22 +76,35 @@ class KitEntry:
 
 # ----------------------------------------------------------------------------- which entries
 
+def covering_archs(spec: Any, depth: int | None = None) -> list[dict]:
+    """Subnets whose ops include every op signature the space's subnets can contain.
+
+    Block shapes depend only on (stage, first block or not, kernel, expand), never on
+    depth, so the kernels x expands uniform max-depth subnets at each resolution of the
+    grid cover them all (tests/test_lut_kit.py checks sampled subnets against the set).
+    `depth` caps the blocks per stage: two already hold a first and a repeated block.
+    """
+    archs = []
+    for res in spec.resolution_grid:
+        s = spec.with_config(resolution=list(res))
+        n, d = len(s.stages), min(s.max_depth, depth or s.max_depth)
+        for k in s.kernels:
+            for e in s.expand_ratios:
+                archs.append(arch_from_choices(s, [d] * n, [[k] * d] * n, [[e] * d] * n))
+    return archs
+
+
 def space_signatures(spec: Any) -> dict[str, str]:
     """signature -> TFLite op type for every op the space's subnets can contain.
 
     In execution order of first appearance (stem first, classifier last), at
     the spec's width multiplier and at every resolution of its grid.
     """
-
     sigs: dict[str, str] = {}
-    for res in spec.resolution_grid:
-        s = spec.with_config(resolution=list(res))
-        n, d = len(s.stages), s.max_depth
-        for k in s.kernels:
-            for e in s.expand_ratios:
-                g = build_graph(arch_from_choices(s, [d] * n, [[k] * d] * n, [[e] * d] * n))
-                for op in g.ops:
-                    sigs.setdefault(op_signature(g, op), op.type)
+    for arch in covering_archs(spec):
+        g = build_graph(arch)
+        for op in g.ops:
+            sigs.setdefault(op_signature(g, op), op.type)
     return sigs
 
 
