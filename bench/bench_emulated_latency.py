@@ -1,8 +1,9 @@
 """Emulated against analytic latency, leave-one-out, on the published whole-model measurements.
 
-For every Cortex-M model in tools/latency_measurements.json this builds the real
-TFLM + CMSIS-NN firmware for a Cortex-M4 board (`--count-board`), runs it under
-QEMU with -icount (tinynas.deploy.emulate: deterministic instruction counts),
+For every Cortex-M measurement in tools/latency_measurements.json this builds the
+real TFLM + CMSIS-NN firmware for the measured board's own core (Cortex-M4 on
+mps2-an386, Cortex-M33 on mps2-an505), runs it under QEMU with -icount
+(tinynas.deploy.emulate: deterministic instruction counts),
 and turns instructions into milliseconds with one cycles-per-instruction scale
 fitted on the current-runtime measurements (tinynas.latency.emulated). Each
 fitted measurement is then predicted by a fit on the others (leave-one-out) and
@@ -37,6 +38,7 @@ from tinynas.deploy import tflm_build  # noqa: E402
 from tinynas.deploy.emulate import build_profiled, count  # noqa: E402
 from tinynas.latency.cycle_model import CALIBRATION_PATH  # noqa: E402
 from tinynas.latency.emulated import Measured, fit_cpi, leave_one_out, median_max_ape  # noqa: E402
+from tinynas.lutkit.emulated_lut import count_board  # noqa: E402
 from tinynas.paths import shared_dir  # noqa: E402
 
 MEASUREMENTS = ROOT / "tools" / "latency_measurements.json"
@@ -46,7 +48,7 @@ CORTEX_M_DSP = {"cortex-m4", "cortex-m33"}  # one instruction stream (Armv7E-M /
 def instructions(model: Path, board_id: str, tree: Path, work: Path) -> tuple[int, float]:
     """Invoke() instructions of `model` on `board_id`'s core, and the seconds building and counting took."""
     t0 = time.time()
-    board = load_board(board_id)
+    board = count_board(load_board(board_id))
     elf = build_profiled(model.read_bytes(), board, tree, work, name=model.stem)
     run = count(elf, board)
     return max(run.invoke_instructions.values()), time.time() - t0
@@ -54,7 +56,6 @@ def instructions(model: Path, board_id: str, tree: Path, work: Path) -> tuple[in
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--count-board", default="nucleo-l4r5zi", help="the board whose core the firmware is built for")
     p.add_argument("--out", default="runs/emulated_latency")
     args = p.parse_args(argv)
     if (problem := tflm_build.cross_cxx_problem()) is not None:
@@ -64,15 +65,16 @@ def main(argv: list[str]) -> int:
     boards = data["boards"]
     rows = [m for m in data["measurements"] if boards[m["board"]]["core"] in CORTEX_M_DSP]
     tree = tflm_build.extract_tree(shared_dir() / "tflm" / "tflm-cortex-m.tar.xz")
-    counts: dict[str, int] = {}
+    counts: dict[tuple[str, str], int] = {}  # (model, board) -> instructions
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="emulated-latency.") as work:
-        for name in sorted({m["model"] for m in rows}):
+        for name, board in sorted({(m["model"], m["board"]) for m in rows}):
             path = shared_dir() / "models" / data["models"][name]
-            print(f"[bench] counting {name} on {args.count_board} under QEMU", file=sys.stderr, flush=True)
-            counts[name], seconds[name] = instructions(path, args.count_board, tree, Path(work) / name)
-    measured = [Measured(f"{m['model']} @ {m['board']}", counts[m["model"]], boards[m["board"]]["clock_hz"], m["ms"])
-                for m in rows]
+            print(f"[bench] counting {name} on {board}'s core under QEMU", file=sys.stderr, flush=True)
+            counts[name, board], seconds[f"{name} @ {board}"] = instructions(
+                path, board, tree, Path(work) / f"{name}-{board}")
+    measured = [Measured(f"{m['model']} @ {m['board']}", counts[m["model"], m["board"]],
+                         boards[m["board"]]["clock_hz"], m["ms"]) for m in rows]
     current = [x for x, m in zip(measured, rows) if m["use"] == "fit" and m.get("runtime_generation") == "current"]
     fit = fit_cpi(current)
     loo = leave_one_out(current)
@@ -94,8 +96,8 @@ def main(argv: list[str]) -> int:
                       "analytic_error_is": "leave-one-out" if m["use"] == "fit" else "full fit"})
     emu_med, emu_max = median_max_ape([r["error_pct"] for r in loo])
     ana_med, ana_max = median_max_ape([analytic_loo[x.case] for x in current if x.case in analytic_loo])
-    result = {"count_board": args.count_board, "cpi": round(fit.cpi, 4), "fitted_on": list(fit.cases),
-              "instructions": counts, "count_seconds": {k: round(v, 1) for k, v in seconds.items()},
+    result = {"cpi": round(fit.cpi, 4), "fitted_on": list(fit.cases),
+              "instructions": {f"{k[0]} @ {k[1]}": v for k, v in counts.items()}, "count_seconds": {k: round(v, 1) for k, v in seconds.items()},
               "rows": table,
               "loo_current_runtime": {"emulated_median_ape": round(emu_med, 2), "emulated_max_ape": round(emu_max, 2),
                                       "analytic_median_ape": round(ana_med, 2), "analytic_max_ape": round(ana_max, 2)},

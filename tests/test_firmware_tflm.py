@@ -208,6 +208,22 @@ def test_qemu_cmsis_nn_matches_host(name: str, core: str, cm_tree: Path, model_p
     assert abs(est.sram - size.sram) <= 0.02 * size.sram
 
 
+def test_qemu_cortex_m33_matches_host(cm_tree: Path, model_paths, tmp_path: Path, capsys) -> None:
+    """A Cortex-M33 board's project (mps2-an505, Secure state) runs and gives the reference outputs."""
+    _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
+    path = model_paths["ad01_int8"]
+    board = load_board("ek-ra6m4")
+    project, fw = _generate(path, "qemu", board.id, tmp_path / "p")
+    built = tflm_build.build_project(project, cm_tree, tmp_path / "build")  # the model's own kernels
+    run = selftest.parse_selftest(tflm_build.run_qemu(built.executable, qemu_machine(board).name))
+    assert run.done and run.instructions_per_tick == 50  # AN505's 20 MHz SysTick under -icount shift=0
+    same, total, worst = selftest.compare(run.outputs, selftest.reference_outputs(
+        path.read_bytes(), fw.host_bytes or fw.firmware_bytes))
+    _report(capsys, f"ad01_int8 m33 ({board.id}): QEMU identical {same}/{total} (max diff {worst} LSB), "
+                    f"Invoke() {run.ticks['random'] * run.instructions_per_tick:,} instructions")
+    assert worst <= 1
+
+
 def plan_arena_bytes(graph, board) -> int:
     from tinynas.planner import plan_arena as planner_arena
 
@@ -238,8 +254,8 @@ def test_export_qemu_builds_and_runs(cm_tree: Path, model_paths, tmp_path: Path,
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--board", "esp32-s3-devkitc"], "emulates cortex-m4, cortex-m7"),
-    (["--board", "rpi-pico"], "emulates cortex-m4, cortex-m7"),
+    (["--board", "esp32-s3-devkitc"], "emulates cortex-m33, cortex-m4, cortex-m7"),
+    (["--board", "rpi-pico"], "emulates cortex-m33, cortex-m4, cortex-m7"),
     (["--tflm-dir", "/nonexistent"], "is not a TFLM tree"),
 ])
 def test_export_qemu_bad_requests_exit_2(argv: list[str], needle: str, model_paths, tmp_path: Path) -> None:

@@ -341,14 +341,14 @@ def test_emulated_cpi_fit_and_leave_one_out():
 
 
 def test_emulated_counts_run_on_an_emulated_core_with_room_for_any_subnet():
-    """M33 boards count on the M4's emulator; the counting board has QEMU's memory; no scale for other cores."""
+    """Each board counts on its own core's emulator, with QEMU's memory; no scale for other cores."""
     from tinynas.boards import load_board
     from tinynas.errors import UserError
     from tinynas.latency.emulated import CPI_ARMV7EM_DSP, cpi_for_core
     from tinynas.lutkit.emulated_lut import QEMU_MEMORY, count_board
 
     m33 = count_board(load_board("ek-ra6m4"))
-    assert m33.core == "cortex-m4" and m33.sram_bytes == m33.flash_bytes == QEMU_MEMORY
+    assert m33.core == "cortex-m33" and m33.sram_bytes == m33.flash_bytes == QEMU_MEMORY
     assert count_board(load_board("stm32f746g-disco")).core == "cortex-m7"
     with pytest.raises(UserError, match="emulator counts"):
         count_board(load_board("rpi-pico"))

@@ -90,6 +90,8 @@ class QemuMachine:
 QEMU_MACHINES: dict[str, QemuMachine] = {
     "cortex-m4": QemuMachine("mps2-an386", 0x0000_0000, 4 * MIB, 0x2000_0000, 4 * MIB, 25_000_000),
     "cortex-m7": QemuMachine("mps2-an500", 0x0000_0000, 4 * MIB, 0x2000_0000, 4 * MIB, 25_000_000),
+    # AN505 boots in the Secure state: code in SSRAM1's Secure alias, data in SSRAM2 and 3.
+    "cortex-m33": QemuMachine("mps2-an505", 0x1000_0000, 4 * MIB, 0x3800_0000, 4 * MIB, 20_000_000),
 }
 
 

@@ -10,11 +10,8 @@ op's instruction count, times the core's cycles per instruction
 entry, stored with source "emulated"; an op seen several times keeps its smallest
 count (the first Invoke warms nothing under QEMU, so repeats agree anyway).
 
-Cores QEMU does not run but that execute the same instruction stream are counted
-on one it does: the Cortex-M33 (Armv8-M mainline, the M4's DSP extension, the same
-CMSIS-NN paths) on the M4. Each covering subnet's counts are kept in the work
-folder under a key of its architecture, core and TFLM tree, so an interrupted fill
-resumes where it stopped.
+Each covering subnet's counts are kept in the work folder under a key of its
+architecture, core and TFLM tree, so an interrupted fill resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..atomic import write_json
-from ..boards import Board, load_board
+from ..boards import Board
 from ..deploy.cores import QEMU_MACHINES
 from ..deploy.emulate import build_profiled, count
 from ..deploy.tflm_build import tree_digest
@@ -44,9 +41,6 @@ from ..space.keras_model import build_keras, convert_int8
 from ..tflite_reader import parse_tflite
 from .kit import covering_archs, space_signatures
 
-# Cores counted on another core's emulator: same ISA profile and CMSIS-NN code paths.
-COUNT_AS = {"cortex-m33": "cortex-m4"}
-COUNT_BOARDS = {"cortex-m4": "nucleo-l4r5zi", "cortex-m7": "stm32f746g-disco"}
 QEMU_MEMORY = 4 * 1024 * 1024  # the MPS2 machines' code and data memory: room for any covering subnet
 REP_SAMPLES = 8
 COVER_DEPTH = 2  # blocks per stage in a covering subnet: a first and a repeated one hold every shape
@@ -69,13 +63,11 @@ class EmulatedFill:
 
 
 def count_board(board: Board) -> Board:
-    """The board whose core QEMU runs for `board`, with memory enough for any covering subnet."""
-    core = COUNT_AS.get(board.core, board.core)
-    if core not in QEMU_MACHINES:
+    """`board` with memory enough for any covering subnet: QEMU's machine, not the board, bounds it."""
+    if board.core not in QEMU_MACHINES:
         raise UserError(f"board {board.id} has core {board.core}; the emulator counts "
-                        f"{', '.join(sorted({*QEMU_MACHINES, *COUNT_AS}))} (pick a board with one of those cores)")
-    base = board if core == board.core else load_board(COUNT_BOARDS[core])
-    return replace(base, sram_bytes=QEMU_MEMORY, flash_bytes=QEMU_MEMORY)
+                        f"{', '.join(sorted(QEMU_MACHINES))} (pick a board with one of those cores)")
+    return replace(board, sram_bytes=QEMU_MEMORY, flash_bytes=QEMU_MEMORY)
 
 
 def _randomize(model: Any, rng: np.random.Generator) -> None:
