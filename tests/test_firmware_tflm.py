@@ -235,14 +235,18 @@ def _err(pred: int, real: int) -> str:
     return f"{100 * (pred - real) / real:+.1f}%"
 
 
-def test_export_qemu_builds_and_runs(cm_tree: Path, model_paths, tmp_path: Path, capsys) -> None:
-    """`tinynas export --target qemu --tflm-dir TREE` prints the output bytes and Invoke() ticks."""
+def test_export_qemu_builds_and_runs(cm_tree: Path, tflm_dir: Path, model_paths, tmp_path: Path, capsys) -> None:
+    """`tinynas export --target qemu --tflm-dir TREE` prints the output bytes and Invoke() ticks.
+
+    TREE is the archive itself here: --tflm-dir takes a tree's .tar.xz as well as its folder.
+    """
     import subprocess
     import sys
 
     _need("cmake", "make", "arm-none-eabi-gcc", "qemu-system-arm")
     r = subprocess.run([sys.executable, "-m", "tinynas.cli", "export", str(model_paths["kws_ref_model"]),
-                        "--target", "qemu", "--board", "stm32f746g-disco", "--tflm-dir", str(cm_tree),
+                        "--target", "qemu", "--board", "stm32f746g-disco",
+                        "--tflm-dir", str(tflm_dir / "tflm-cortex-m.tar.xz"),
                         "--arena-bytes", "40000", "--out", str(tmp_path / "q"), "--op-counts"],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]

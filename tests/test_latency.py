@@ -187,7 +187,7 @@ def test_vectorized_equals_scalar(mlperf_graphs):
 
 def test_graph_latency_sums_entries(mlperf_graphs):
     g = mlperf_graphs["vww_96_int8"]
-    b = board(clock_hz=80e6)
+    b = board(clock_hz=80e6, dsp=False)  # no DSP: no emulated table holds, the model alone
     r = graph_latency(g, b)
     assert len(r.per_op) == len(g.ops) and len(r.signatures) == len(g.ops)
     assert {e.source for e in r.per_op} == {"model"}
@@ -197,7 +197,7 @@ def test_graph_latency_sums_entries(mlperf_graphs):
     assert r.total_ms == pytest.approx(r.total_cycles / 80e6 * 1e3)
     assert r.to_dict()["per_op"][0]["signature"] == r.signatures[0]
     # Twice the clock, half the time (cycles do not depend on the clock).
-    assert graph_latency(g, board(clock_hz=160e6)).total_ms == pytest.approx(r.total_ms / 2)
+    assert graph_latency(g, board(clock_hz=160e6, dsp=False)).total_ms == pytest.approx(r.total_ms / 2)
 
 
 # --- LUT --------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_lut_json_round_trip(tmp_path):
 
 
 def test_lut_for_board_reads_profiles_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path))
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path))  # no profiles/emulated/ there either
     b = board(id="my-board")
     g = conv_graph(16, 16, 8, 8)
     assert graph_latency(g, b).per_op[0].source == "model"
@@ -275,6 +275,50 @@ def test_lut_for_board_reads_profiles_file(tmp_path, monkeypatch):
     save_lut(tmp_path / "profiles" / "my-board.lut.json", lut)
     assert lut_for_board(b).lookup(op_signature(g, g.ops[0])) == (777.0, "measured")
     assert graph_latency(g, b).per_op[0][1:] == (777.0, 777.0 / 120e6 * 1e3, "measured")
+
+
+def test_lut_for_board_uses_its_cores_emulated_counts(tmp_path, monkeypatch):
+    """No file of its own: a DSP Cortex-M board takes CPI x its core's counts; other sizes interpolate."""
+    from tinynas.latency.emulated import CoreCounts, cpi_for_core, save_core_counts
+
+    monkeypatch.setenv("TINYNAS_HOME", str(tmp_path))
+    g, small = conv_graph(16, 16, 8, 8), conv_graph(8, 8, 8, 8)
+    sig, other = op_signature(g, g.ops[0]), op_signature(small, small.ops[0])
+    save_core_counts(tmp_path / "profiles" / "emulated" / "cortex-m4.json",
+                     CoreCounts("cortex-m4", {sig: 10_000}, {"counted_on": "mps2-an386"}))
+    b = board(id="my-m4")
+    lut = lut_for_board(b)
+    assert lut.lookup(sig) == (pytest.approx(10_000 * cpi_for_core("cortex-m4")), "emulated")
+    assert lut.lookup(other)[1] == "interpolated"
+    assert graph_latency(g, b).per_op[0].source == "emulated"
+    assert lut_for_board(board(id="m4-no-dsp", dsp=False)).lookup(sig)[1] == "model"
+    assert lut_for_board(board("cortex-m7", id="my-m7")).lookup(sig)[1] == "model"  # no M7 table here
+    own = default_lut(b)
+    own.set(sig, 5.0, "measured")
+    save_lut(tmp_path / "profiles" / "my-m4.lut.json", own)
+    assert lut_for_board(b).lookup(sig) == (5.0, "measured")  # the board's own file wins whole
+    (tmp_path / "profiles" / "emulated" / "cortex-m4.json").write_text('{"format": "x"}')
+    with pytest.raises(UserError, match="emulated-count table"):
+        lut_for_board(board(id="another-m4"))
+
+
+def test_committed_emulated_tables_cover_the_default_space():
+    """Each shipped core's table holds every op of the default space, and every op class of the fused and
+    residual spaces (their largest subnets do not fit QEMU at full width, so other sizes interpolate)."""
+    from tinynas.latency.emulated import load_core_counts
+    from tinynas.latency.signature import signature_class
+    from tinynas.lutkit.kit import space_signatures
+    from tinynas.space import default_space
+    from tinynas.space.spec import space_for_block
+
+    wanted = set(space_signatures(default_space()))
+    classes = {signature_class(s) for b in ("fused", "res") for s in space_signatures(space_for_block(b))}
+    for core in ("cortex-m4", "cortex-m7", "cortex-m33"):
+        counts = load_core_counts(core)
+        assert counts is not None, f"run tools/fill_emulated_tables.py --cores {core}"
+        assert not wanted - set(counts.instructions), core
+        assert not classes - {signature_class(s) for s in counts.instructions}, core
+        assert counts.meta["counted_on"].startswith("mps2-")
 
 
 # --- calibration ------------------------------------------------------------
@@ -318,7 +362,7 @@ def test_calibration_leave_one_out_meets_goals(shared):
     # And the model the package loads reproduces the fitted current-runtime rows.
     m33 = board("cortex-m33", clock_hz=200e6)
     ic = read_tflite(shared / "models" / "mlperf_tiny" / "pretrainedResnet_quant.tflite")
-    pred = graph_latency(ic, m33).total_ms
+    pred = graph_latency(ic, m33, default_lut(m33)).total_ms  # the model, not the M33's emulated table
     assert math.isclose(pred, 246.2, rel_tol=0.25)
 
 

@@ -9,11 +9,12 @@ the user asks for them (`tinynas --verbose`, i.e. TINYNAS_VERBOSE=1).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 # Set by `tinynas --verbose`; an environment variable so that child processes
 # (the TFLM measurement, torchrun workers) inherit the choice.
@@ -92,6 +93,22 @@ class CapturedStderr:
         self._tmp.close()
 
 
+def _repoint_log_handlers(old: Any, new: Any) -> None:
+    """Move logging handlers created inside a quiet block off its stream, which is about to close.
+
+    A library imported inside the block (absl, with TensorFlow) makes its handler on the
+    sys.stderr of that moment; left there, its next message, in a later block, fails
+    with "I/O operation on closed file".
+    """
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    for lg in loggers:
+        for h in lg.handlers:
+            for sh in (h, getattr(h, "python_handler", None)):  # absl wraps a StreamHandler
+                if isinstance(sh, logging.StreamHandler) and sh.stream is old:
+                    sh.setStream(new)
+
+
 @contextmanager
 def quiet_native_logs() -> Iterator[None]:
     """Hide what native libraries print to fd 2 inside the block, unless verbose.
@@ -113,6 +130,7 @@ def quiet_native_logs() -> Iterator[None]:
             try:
                 yield
             finally:
+                _repoint_log_handlers(sys.stderr, python_stderr)
                 sys.stderr.close()
                 sys.stderr = python_stderr
     except BaseException:

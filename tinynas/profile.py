@@ -183,8 +183,8 @@ def shape_str(shapes: list[list[int]]) -> str:
     return "x".join(map(str, dims))
 
 
-def _latency_sources(ops: list[dict[str, Any]]) -> str:
-    """How many ops' latency was measured on a board and how many came from the model."""
+def latency_sources(ops: list[dict[str, Any]]) -> str:
+    """Where the ops' latencies came from: the model, or so many measured / emulated / interpolated."""
     from collections import Counter
 
     n = Counter(o["latency_source"] for o in ops if o["latency_source"])
@@ -222,7 +222,7 @@ def format_report(p: dict[str, Any]) -> str:
               f"flash       {p['flash_bytes']:,} B = model {p['model_bytes']:,} + reserve {p['flash_reserved_bytes']:,}"
               f"   of {p['board_flash_bytes']:,} B ({100 * p['flash_bytes'] / p['board_flash_bytes']:.0f}%)",
               *_image_line(p),
-              f"latency     {p['latency_ms']:.2f} ms ({_latency_sources(p['ops'])})"]
+              f"latency     {p['latency_ms']:.2f} ms ({latency_sources(p['ops'])})"]
     if p["unsupported_ops"]:
         lines.append(f"unsupported TFLM ops: {', '.join(p['unsupported_ops'])}")
     if p["fits"]:

@@ -141,8 +141,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
                         f"at least {MIN_MARGIN_BYTES} B unless 0)")
     add_board_argument(p)
     p.add_argument("--tflm-dir", metavar="DIR", default=os.environ.get("TFLM_DIR") or None,
-                   help="TFLM Cortex-M tree (create_tflm_tree.py with CMSIS-NN; default $TFLM_DIR): with "
-                        "--target qemu, build the project against it and run it under qemu-system-arm")
+                   help="TFLM Cortex-M tree (create_tflm_tree.py with CMSIS-NN) or its .tar.xz (default "
+                        "$TFLM_DIR): with --target qemu, build the project against it and run it under "
+                        "qemu-system-arm")
     p.add_argument("--op-counts", action="store_true",
                    help="with --target qemu and --tflm-dir: also print each operator's instruction count "
                         "(TFLM's profiler hook; QEMU -icount, deterministic)")

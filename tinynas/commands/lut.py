@@ -218,17 +218,13 @@ def _format_summary(s: dict) -> str:
 # ----------------------------------------------------------------------------- emulate
 
 def _cortex_m_tree(arg: str | None) -> Path:
-    """The Cortex-M TFLM tree: a folder, or a .tar.xz unpacked once into the cache."""
-    src = arg or os.environ.get("TFLM_DIR") or str(shared_dir() / "tflm" / "tflm-cortex-m.tar.xz")
-    p = Path(src).expanduser()
-    if p.is_file() and p.name.endswith(".tar.xz"):
-        p = tflm_build.extract_tree(p)
-    if not (p / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-        raise UserError(f"{src} is not a TFLM tree or its .tar.xz; pass --tflm-dir (a Cortex-M tree "
-                        "made with create_tflm_tree.py and OPTIMIZED_KERNEL_DIR=cmsis_nn)")
-    if not tflm_build.is_cortex_m_tree(p):
-        raise UserError(f"{src} has no CMSIS-NN kernels; the emulator needs a Cortex-M tree")
-    return p
+    """--tflm-dir, else $TFLM_DIR, else ../shared's Cortex-M tree archive."""
+    if arg:
+        return tflm_build.cortex_m_tree(arg, "--tflm-dir")
+    if os.environ.get("TFLM_DIR"):
+        return tflm_build.cortex_m_tree(os.environ["TFLM_DIR"], "$TFLM_DIR")
+    return tflm_build.cortex_m_tree(str(shared_dir() / "tflm" / "tflm-cortex-m.tar.xz"),
+                                    "no --tflm-dir given, and the default")
 
 
 def run_emulate(args: argparse.Namespace) -> int:

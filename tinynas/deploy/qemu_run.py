@@ -17,7 +17,7 @@ from ..errors import UserError
 from .cores import qemu_machine
 from .firmware_settings import QEMU_TARGET
 from .selftest import KINDS, parse_selftest
-from .tflm_build import build_project, image_size, is_cortex_m_tree, run_qemu
+from .tflm_build import build_project, cortex_m_tree, image_size, run_qemu
 
 TOOLS = {"cmake": "cmake", "make": "make", "arm-none-eabi-gcc": "gcc-arm-none-eabi",
          "qemu-system-arm": "qemu-system-arm"}
@@ -35,12 +35,7 @@ def check_run_request(target: str, board: Board, tflm_dir: str | None) -> Path |
     qemu_machine(board)  # a core QEMU cannot emulate fails before any work
     if tflm_dir is None:
         return None
-    tree = Path(tflm_dir).expanduser().resolve()
-    if not (tree / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-        raise UserError(f"--tflm-dir {tflm_dir} is not a TFLM tree (no tensorflow/lite/micro/micro_interpreter.h)")
-    if not is_cortex_m_tree(tree):
-        raise UserError(f"--tflm-dir {tflm_dir} has no CMSIS-NN kernels; the qemu target needs a Cortex-M tree "
-                        "(create_tflm_tree.py with OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET=cortex_m_generic)")
+    tree = cortex_m_tree(tflm_dir, "--tflm-dir")
     missing = missing_tools()
     if missing:
         pkgs = " ".join(TOOLS[t] for t in missing)

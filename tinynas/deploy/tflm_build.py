@@ -99,6 +99,24 @@ def extract_tree(archive: Path) -> Path:
     return tops[0]
 
 
+def cortex_m_tree(src: str, what: str) -> Path:
+    """The Cortex-M (CMSIS-NN) TFLM tree at `src`: a folder, or a .tar.xz unpacked once.
+
+    `what` names where `src` came from (an option) in the one-line error a user sees.
+    """
+    p = Path(src).expanduser()
+    if p.is_file() and p.name.endswith(".tar.xz"):
+        p = extract_tree(p)
+    p = p.resolve()
+    if not (p / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise UserError(f"{what} {src} is not a TFLM tree or its .tar.xz (no tensorflow/lite/micro/"
+                        "micro_interpreter.h); make one with create_tflm_tree.py")
+    if not is_cortex_m_tree(p):
+        raise UserError(f"{what} {src} has no CMSIS-NN kernels; a Cortex-M build needs a tree made with "
+                        "OPTIMIZED_KERNEL_DIR=cmsis_nn TARGET=cortex_m_generic")
+    return p
+
+
 def tree_digest(tree: Path) -> str:
     """Hash of every file's path and content under the tree (a few MB: well under a second)."""
     h = hashlib.sha256()

@@ -19,11 +19,20 @@ of the method with so few points.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
+from ..atomic import write_json
+from ..errors import UserError
+from ..paths import profiles_dir
+from ..version import __version__
 from .cycle_model import FAMILIES
+from .signature import parse_signature
 
 # Fitted by bench/bench_emulated_latency.py (2026-12-01) on the three current-runtime
 # MLPerf Tiny measurements (EK-RA6M4, Cortex-M33 at 200 MHz: ResNet-8, MobileNetV1-0.25 VWW,
@@ -99,3 +108,90 @@ def cpi_for_core(core: str) -> float:
     if core == "cortex-m7":
         return CPI_ARMV7EM_DSP * FAMILIES["cortex-m7"].mac
     raise ValueError(f"no cycles-per-instruction scale for {core}")
+
+
+# --- per-core instruction tables (profiles/emulated/<core>.json) ---------------------------
+#
+# Instruction counts depend on the core's build (-mcpu) and the TFLM tree, not on the board:
+# every board with that core, its DSP extension and CMSIS-NN kernels runs the same code. So
+# the committed tables are per core, and a board's LUT takes CPI x count from its core's
+# table (tinynas.latency.lut.lut_for_board). tools/fill_emulated_tables.py writes them.
+
+COUNTS_FORMAT = "tinynas-emulated-counts"
+COUNTS_VERSION = 1
+
+
+@dataclass
+class CoreCounts:
+    """Instructions per Invoke() of each op signature, counted under QEMU for one core."""
+
+    core: str
+    instructions: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # where and how they were counted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": COUNTS_FORMAT, "version": COUNTS_VERSION, "core": self.core,
+                "tool_version": __version__, **self.meta,
+                "instructions": {k: int(v) for k, v in sorted(self.instructions.items())}}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "CoreCounts":
+        if not isinstance(d, dict) or d.get("format") != COUNTS_FORMAT:
+            raise UserError(f"{where} is not a tinynas emulated-count table (format {COUNTS_FORMAT!r})")
+        if int(d.get("version", 0)) > COUNTS_VERSION:
+            raise UserError(f"{where} is version {d.get('version')}; this tinynas reads up to "
+                            f"{COUNTS_VERSION}, upgrade tinynas")
+        ins = d.get("instructions")
+        if not isinstance(d.get("core"), str) or not isinstance(ins, dict):
+            raise UserError(f"{where} lacks 'core' or 'instructions'")
+        try:
+            for sig, n in ins.items():
+                parse_signature(sig)
+                if not (isinstance(n, int) and n > 0):
+                    raise ValueError(f"{sig}: {n!r} is not a positive instruction count")
+        except ValueError as e:
+            raise UserError(f"{where} is malformed ({e})") from None
+        meta = {k: v for k, v in d.items() if k not in ("format", "version", "core", "instructions")}
+        return cls(d["core"], dict(ins), meta)
+
+
+def counts_path(core: str) -> Path:
+    """Where `core`'s committed instruction table lives: profiles/emulated/<core>.json."""
+    return profiles_dir() / "emulated" / f"{core}.json"
+
+
+def load_core_counts(core: str) -> CoreCounts | None:
+    """`core`'s instruction table, or None when none was counted for it."""
+    p = counts_path(core)
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"emulated-count table {p} is not valid JSON ({e})") from None
+    counts = CoreCounts.from_dict(d, f"emulated-count table {p}")
+    if counts.core != core:
+        raise UserError(f"emulated-count table {p} is for {counts.core}, not {core}")
+    return counts
+
+
+def save_core_counts(path: str | Path, counts: CoreCounts) -> None:
+    """Write a table atomically, stamped with the time it was written."""
+    stamp = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    counts.meta = {**counts.meta, "created": stamp}
+    write_json(path, counts.to_dict())
+
+
+def emulated_counts_for(board: Any) -> CoreCounts | None:
+    """The instruction table that holds for `board`, or None.
+
+    Only a board that runs what was counted: its core's CMSIS-NN build with the DSP
+    extension (a core without it takes other kernel paths).
+    """
+    if getattr(board, "kernels", None) != "cmsis-nn" or not getattr(board, "dsp", False):
+        return None
+    try:
+        cpi_for_core(board.core)
+    except ValueError:
+        return None
+    return load_core_counts(board.core)

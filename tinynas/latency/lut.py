@@ -6,11 +6,17 @@ sync with the model. Only tables that hold real information are files:
 `profiles/<board-id>.lut.json`, written by `tinynas lut import` (or
 save_lut), holding measured entries and whatever else was saved with them.
 
+Which table a board gets (lut_for_board): its own file when there is one; else,
+for a Cortex-M4/M7/M33 with CMSIS-NN, its core's committed emulated instruction
+counts (profiles/emulated/<core>.json, tinynas.latency.emulated) times the
+core's cycles per instruction; else the model alone.
+
 Lookup precedence for one signature (Lut.lookup):
 1. an entry for exactly this signature, with the source it was stored with
-   ("measured" from `tinynas lut import`, "emulated" from `tinynas lut emulate`);
-2. "interpolated": a measured entry of the same class (op kind, kernel,
-   stride, dilation, groups, dtype) but another size, rescaled by the model:
+   ("measured" from `tinynas lut import`, "emulated" from `tinynas lut emulate`
+   or the core's table);
+2. "interpolated": a measured or emulated entry of the same class (op kind,
+   kernel, stride, dilation, groups, dtype) but another size, rescaled by the model:
    measured_ref * model(sig) / model(ref). The model is linear in MACs (or in
    bytes for memory-bound ops), so this is the MACs ratio (bytes ratio) for
    big ops, but it keeps the fixed per-op overhead and the fast-path penalty
@@ -39,11 +45,13 @@ from ..graph import Graph
 from ..paths import profiles_dir
 from ..version import __version__
 from .cycle_model import Calibration, LatencyReport, OpLatency, invoke_overhead_cycles, signature_cycles
+from .emulated import cpi_for_core, emulated_counts_for
 from .signature import OpFeatures, op_signature, parse_signature, signature_class, signature_features
 
 LUT_FORMAT = "tinynas-lut"
 LUT_VERSION = 1
 SOURCES: tuple[str, ...] = ("model", "measured", "interpolated", "emulated")
+REFERENCE_SOURCES = ("measured", "emulated")  # entries that other sizes of their class scale from
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Lut:
     # written by `tinynas lut import`; stored as "measurement" in the file.
     meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     calibration: Calibration | None = field(default=None, repr=False, compare=False)
-    # class -> [(size, signature)] of measured entries; rebuilt after set().
+    # class -> [(size, signature)] of measured and emulated entries; rebuilt after set().
     _index: dict[tuple, list[tuple[float, str]]] | None = field(
         default=None, init=False, repr=False, compare=False)
 
@@ -96,7 +104,8 @@ class Lut:
     def _measured_index(self) -> dict[tuple, list[tuple[float, str]]]:
         if self._index is None:
             index: dict[tuple, list[tuple[float, str]]] = {}
-            for s in sorted(self.measured()):
+            refs = (s for s, e in self.entries.items() if e.source in REFERENCE_SOURCES)
+            for s in sorted(refs):
                 index.setdefault(signature_class(s), []).append(
                     (_size(signature_features(s)), s))
             self._index = index
@@ -114,7 +123,7 @@ class Lut:
         return signature_cycles(sig, self._board_for_model(), self.calibration)
 
     def interpolate(self, sig: str) -> float | None:
-        """Cycles from the nearest measured entry of the same class, or None."""
+        """Cycles from the nearest measured or emulated entry of the same class, or None."""
         candidates = self._measured_index().get(signature_class(sig), [])
         t_size = max(_size(signature_features(sig)), 1.0)
         best: tuple[float, float, str] | None = None
@@ -133,7 +142,7 @@ class Lut:
         return self.entries[ref].cycles * t_size / max(r_size, 1.0)
 
     def lookup(self, sig: str) -> tuple[float, str]:
-        """(cycles, source): stored entry > interpolated from measured > model."""
+        """(cycles, source): stored entry > interpolated from measured or emulated > model."""
         e = self.entries.get(sig)
         if e is not None:
             return e.cycles, e.source
@@ -233,11 +242,23 @@ def default_lut(board: Any, signatures: Iterable[str] = (),
 
 
 def lut_for_board(board: Any, calibration: Calibration | None = None) -> Lut:
-    """The board's measured LUT if profiles/<id>.lut.json exists, else the model."""
+    """The board's own LUT (profiles/<id>.lut.json), else its core's emulated counts, else the model.
+
+    A board's own file wins whole: it was made for that board (measured on it, or
+    emulated for its space), and mixing in another source would blur what it says.
+    """
     p = lut_path(str(board.id))
     if p.is_file():
         return load_lut(p, board, calibration)
-    return default_lut(board, calibration=calibration)
+    lut = default_lut(board, calibration=calibration)
+    counts = emulated_counts_for(board)
+    if counts is not None:
+        cpi = cpi_for_core(board.core)
+        for sig, n in counts.instructions.items():
+            lut.set(sig, cpi * n, "emulated")
+        lut.meta = {"emulated": {"cpi": cpi, "table": f"profiles/emulated/{board.core}.json",
+                                 **{k: v for k, v in counts.meta.items() if k in ("counted_on", "tflm_tree")}}}
+    return lut
 
 
 def graph_latency(graph: Graph, board: Any, lut: "Lut | None" = None) -> LatencyReport:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from .. import rundir as rd
 from ..atomic import write_json, write_png, write_text
 from ..plotstyle import FIG_DPI, FIG_WIDTH_IN, PLOT_STYLE
-from ..profile import shape_str
+from ..profile import latency_sources, shape_str
 from ..space.arch import layer_plan
 from ..timebudget import format_duration
 from .config import TIMED_STAGES, time_budget_s
@@ -273,6 +273,7 @@ def build_summary(out: Path, board, cfg: Mapping, results: Mapping[str, StageRec
         "arena_bytes": prof["arena_bytes_firmware"], "sram_bytes": prof["sram_bytes"],
         "sram_breakdown": prof.get("sram_breakdown"), "arena_bytes_device": prof["arena_bytes_device"],
         "flash_bytes": prof["flash_bytes"], "latency_ms": prof["latency_ms"], "macs": prof["macs"],
+        "latency_source": latency_sources(prof["ops"]) if prof.get("ops") else None,
         "fits": prof["fits"], "arch": arch, "files": files,
         "arena_bytes_measured_x86": prof.get("arena_bytes_measured"),
         "model_bytes": prof["model_bytes"],
@@ -507,6 +508,17 @@ def flash_command(target: str, board, ident: str) -> str | None:
                .replace("<sketch>", ident))
 
 
+def _latency_how(summary: Mapping[str, Any]) -> str:
+    """Where the run's latency came from, as the end of a sentence."""
+    how = summary.get("latency_source") or "estimated by the cycle model"
+    if how.startswith("estimated"):
+        return how
+    if "emulated" in how:
+        return (f"from QEMU instruction counts of the real kernels x the core's cycles per instruction "
+                f"({how}), not a measurement on this board")
+    return f"from this board's latency table ({how})"
+
+
 def next_steps(board, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
     """What to do with the result: flash it, measure its latency on the board, or spend more to do better."""
     target = cfg["export"]["target"]
@@ -520,7 +532,7 @@ def next_steps(board, cfg: Mapping, summary: Mapping[str, Any]) -> list[Block]:
         blocks += [("p", "No firmware project was generated; make one for your toolchain:"),
                    ("code", "tinynas export export/model.tflite --target cmake --out firmware")]
     blocks += [("h", 3, "2. Measure latency on the board"),
-               ("p", f"The {summary['latency_ms']:.2f} ms is estimated by the cycle model. Measure this board's "
+               ("p", f"The {summary['latency_ms']:.2f} ms is {_latency_how(summary)}. Measure this board's "
                      "latency table once, and every later profile, search and run uses it:"),
                ("code", f"tinynas lut measure --board {board.spec} --out lut_kit\n"
                         "# build and flash lut_kit/firmware, capture its serial output to serial.log, then\n"
