@@ -71,3 +71,24 @@ def test_real_conversion_is_quiet_unless_verbose(verbose):
     else:
         assert noise == [], r.stderr
         assert r.stderr.strip().splitlines() == ["converted"]
+
+
+def test_a_log_handler_made_inside_the_block_survives_it(capfd, monkeypatch):
+    """absl makes its handler on the sys.stderr of the moment; a second block must not hit a closed stream."""
+    import logging
+
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    log = logging.getLogger("tinynas-test-quiet")
+    log.propagate = False
+    try:
+        with quiet_native_logs():
+            handler = logging.StreamHandler()  # binds to the block's sys.stderr, as absl's does
+            log.addHandler(handler)
+        with quiet_native_logs():
+            log.warning("second block")
+        log.warning("after both")
+        err = capfd.readouterr().err
+        assert "Logging error" not in err and "after both" in err, err
+        assert not handler.stream.closed
+    finally:
+        log.removeHandler(handler)
