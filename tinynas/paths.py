@@ -7,8 +7,11 @@ TINYNAS_HOME points at another folder holding both (tests, custom layouts).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
+
 from .errors import UserError
 
 
@@ -49,6 +52,17 @@ def shared_dir() -> Path:
 
 
 # ------------------------------------------------------------------ checks before work starts
+
+
+def read_json(path: str | os.PathLike, what: str, hint: str = "") -> Any:
+    """A JSON file's content, or a one-line UserError naming `what` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} {p} does not exist{hint}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{what} {p} is not valid JSON ({e})") from None
 
 
 def check_input_file(path: str | os.PathLike, what: str = "input file") -> Path:

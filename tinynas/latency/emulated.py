@@ -19,7 +19,6 @@ of the method with so few points.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any
 
 from ..atomic import write_json
 from ..errors import UserError
-from ..paths import profiles_dir
+from ..paths import profiles_dir, read_json
 from ..version import __version__
 from .cycle_model import FAMILIES
 from .signature import parse_signature
@@ -165,11 +164,7 @@ def load_core_counts(core: str) -> CoreCounts | None:
     p = counts_path(core)
     if not p.is_file():
         return None
-    try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"emulated-count table {p} is not valid JSON ({e})") from None
-    counts = CoreCounts.from_dict(d, f"emulated-count table {p}")
+    counts = CoreCounts.from_dict(read_json(p, "emulated-count table"), f"emulated-count table {p}")
     if counts.core != core:
         raise UserError(f"emulated-count table {p} is for {counts.core}, not {core}")
     return counts

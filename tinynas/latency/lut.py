@@ -30,7 +30,6 @@ Latency of a graph = sum of its ops' entries + the file's per-invoke overhead
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from ..atomic import write_json
 from ..boards import load_board
 from ..errors import UserError
 from ..graph import Graph
-from ..paths import profiles_dir
+from ..paths import profiles_dir, read_json
 from ..version import __version__
 from .cycle_model import Calibration, LatencyReport, OpLatency, invoke_overhead_cycles, signature_cycles
 from .emulated import cpi_for_core, emulated_counts_for
@@ -101,7 +100,7 @@ class Lut:
         self.entries[sig] = LutEntry(float(cycles), source)
         self._index = None
 
-    def _measured_index(self) -> dict[tuple, list[tuple[float, str]]]:
+    def _reference_index(self) -> dict[tuple, list[tuple[float, str]]]:
         if self._index is None:
             index: dict[tuple, list[tuple[float, str]]] = {}
             refs = (s for s, e in self.entries.items() if e.source in REFERENCE_SOURCES)
@@ -110,9 +109,6 @@ class Lut:
                     (_size(signature_features(s)), s))
             self._index = index
         return self._index
-
-    def measured(self) -> dict[str, float]:
-        return {s: e.cycles for s, e in self.entries.items() if e.source == "measured"}
 
     def _board_for_model(self) -> Any:
         if self.target is None:
@@ -124,7 +120,7 @@ class Lut:
 
     def interpolate(self, sig: str) -> float | None:
         """Cycles from the nearest measured or emulated entry of the same class, or None."""
-        candidates = self._measured_index().get(signature_class(sig), [])
+        candidates = self._reference_index().get(signature_class(sig), [])
         t_size = max(_size(signature_features(sig)), 1.0)
         best: tuple[float, float, str] | None = None
         for r_size, ref in candidates:  # sorted by signature: ties resolve the same way
@@ -192,17 +188,6 @@ class Lut:
         except (ValueError, TypeError, KeyError) as err:
             raise UserError(f"{where} is malformed ({err})") from None
         return lut
-
-
-def read_json(path: str | os.PathLike, what: str, hint: str = "") -> Any:
-    """A JSON file's content, or a one-line UserError naming `what` and the path."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{what} {p} does not exist{hint}")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{what} {p} is not valid JSON ({e})") from None
 
 
 def load_lut(path: str | os.PathLike, board: Any = None,

@@ -37,10 +37,9 @@ from ..cgen import arena_for_firmware, model_data_files, op_resolver_header
 from ..errors import UserError
 from ..firmware import render_target
 from ..latency.cycle_model import signature_cycles
-from ..latency.lut import read_json
 from ..latency.serial_log import LOG_MAGIC, LOG_VERSION
 from ..latency.signature import op_signature
-from ..paths import targets_dir
+from ..paths import read_json, targets_dir
 from ..planner import plan_arena
 from ..space import arch_from_choices
 from ..space.graph_builder import build_graph
