@@ -40,6 +40,7 @@ from ..space.graph_builder import build_graph
 from ..space.keras_model import build_keras, convert_int8
 from ..tflite_reader import parse_tflite
 from .kit import covering_archs, space_signatures
+from .kit_models import randomize_weights
 
 QEMU_MEMORY = 4 * 1024 * 1024  # the MPS2 machines' code and data memory: room for any covering subnet
 REP_SAMPLES = 8
@@ -70,32 +71,13 @@ def count_board(board: Board) -> Board:
     return replace(board, sram_bytes=QEMU_MEMORY, flash_bytes=QEMU_MEMORY)
 
 
-def _randomize(model: Any, rng: np.random.Generator) -> None:
-    """Seeded weights that quantize like trained ones: kernels at 1/sqrt(fan-in), BN near identity."""
-    for layer in model.layers:
-        ws = layer.get_weights()
-        if not ws:
-            continue
-        if len(ws) == 4 and all(w.ndim == 1 for w in ws):  # gamma, beta, moving mean, moving variance
-            n = ws[0].shape
-            layer.set_weights([(1 + 0.1 * rng.standard_normal(n)).astype(np.float32),
-                               (0.1 * rng.standard_normal(n)).astype(np.float32),
-                               (0.1 * rng.standard_normal(n)).astype(np.float32),
-                               rng.uniform(0.5, 1.5, n).astype(np.float32)])
-            continue
-        fan_in = max(int(np.prod(ws[0].shape[:-1])), 1)
-        layer.set_weights([rng.normal(0.0, 1.0 / np.sqrt(fan_in), w.shape).astype(np.float32)
-                           if w.ndim > 1 else (0.1 * rng.standard_normal(w.shape)).astype(np.float32)
-                           for w in ws])
-
-
 def subnet_tflite(arch: dict, rng: np.random.Generator) -> bytes:
     """Int8 TFLite bytes of `arch` with seeded random weights (what the kernels run, not what they compute)."""
     import tensorflow as tf  # heavy: only when a table is really filled
 
     tf.keras.backend.clear_session(free_memory=False)
     model = build_keras(arch)
-    _randomize(model, rng)
+    randomize_weights(model, rng)
     c, h, w = arch["input"]
     return convert_int8(model, rng.standard_normal((REP_SAMPLES, h, w, c)).astype(np.float32))
 

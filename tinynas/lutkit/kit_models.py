@@ -80,14 +80,26 @@ def buildable(sig: str) -> str | None:
     return None
 
 
-def _randomize(model: Any, rng: np.random.Generator) -> None:
-    """Seeded weights with a sane scale, so quantization ranges are ordinary."""
+def randomize_weights(model: Any, rng: np.random.Generator) -> None:
+    """Seeded weights that quantize like trained ones: kernels at 1/sqrt(fan-in), BN near identity.
+
+    Shared by the single-op kit models and the emulated subnets, so both quantize alike.
+    """
     for layer in model.layers:
         ws = layer.get_weights()
-        if ws:
-            fan_in = max(int(np.prod(ws[0].shape[:-1])), 1)
-            layer.set_weights([rng.normal(0.0, 1.0 / np.sqrt(fan_in), w.shape).astype(np.float32)
-                               for w in ws])
+        if not ws:
+            continue
+        if len(ws) == 4 and all(w.ndim == 1 for w in ws):  # gamma, beta, moving mean, moving variance
+            n = ws[0].shape
+            layer.set_weights([(1 + 0.1 * rng.standard_normal(n)).astype(np.float32),
+                               (0.1 * rng.standard_normal(n)).astype(np.float32),
+                               (0.1 * rng.standard_normal(n)).astype(np.float32),
+                               rng.uniform(0.5, 1.5, n).astype(np.float32)])
+            continue
+        fan_in = max(int(np.prod(ws[0].shape[:-1])), 1)
+        layer.set_weights([rng.normal(0.0, 1.0 / np.sqrt(fan_in), w.shape).astype(np.float32)
+                           if w.ndim > 1 else (0.1 * rng.standard_normal(w.shape)).astype(np.float32)
+                           for w in ws])
 
 
 def single_op_tflite(sig: str, rng: np.random.Generator) -> bytes:
@@ -103,7 +115,7 @@ def single_op_tflite(sig: str, rng: np.random.Generator) -> bytes:
     shape, layer = BUILDERS[p["kind"]](p, keras)
     inp = keras.Input(tuple(int(d) for d in shape))
     model = keras.Model(inp, layer(inp))
-    _randomize(model, rng)
+    randomize_weights(model, rng)
     rep = rng.standard_normal((REP_SAMPLES, *shape)).astype(np.float32)
     try:
         buf = convert_int8(model, rep)
