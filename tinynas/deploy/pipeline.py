@@ -35,6 +35,7 @@ from ..data import load_dataset
 from ..data.meta import data_meta, load_from_meta
 from ..errors import UserError, option
 from ..firmware import load_target
+from ..paths import read_json
 from ..space.arch import arch_hash, validate_arch
 from ..tflite_reader import parse_tflite
 from . import onnx_export, project, tflite_export as tx, verify
@@ -72,13 +73,7 @@ def load_export_data(data: str | os.PathLike | None, meta_path: str | os.PathLik
     """
 
     if meta_path is not None:
-        p = Path(meta_path)
-        try:
-            meta = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"data record {p} does not exist; pass the data.json written with the model") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"data record {p} is not valid JSON: {e}") from None
+        meta = read_json(meta_path, "data record", "; pass the data.json written with the model")
         bundle = load_from_meta(meta, data=data)
         return bundle, data_meta(data if data is not None else meta["data"], bundle, **meta["load"])
     if data is None:
