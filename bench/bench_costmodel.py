@@ -49,7 +49,9 @@ def throughput(n: int = 100_000) -> dict:
     cm = CostModel(spec, board)
     genomes = sample_genomes(spec, n, np.random.default_rng(0))
     cm.evaluate(genomes[:100])  # tables for this resolution
-    out = {"space": "default MBConv, width 0.5, 32x32x3", "board": board.id, "subnets": n}
+    sources = sorted({e.source for e in cm.lut.entries.values()})
+    out = {"space": "default MBConv, width 0.5, 32x32x3", "board": board.id, "subnets": n,
+           "latency_table": {"entries": len(cm.lut.entries), "sources": sources or ["model only"]}}
     for name, ref in (("evaluate", False), ("evaluate_with_reference_arena", True)):
         wall, cpu = _best(lambda: cm.evaluate(genomes, reference=ref))
         out[name] = {"evals_per_s_wall": round(n / wall), "evals_per_s_cpu": round(n / cpu),

@@ -1,12 +1,13 @@
-"""TFLM's arena for many subnets at once: the planner's greedy head, vectorized.
+"""TFLM's arena for many subnets at once: the planner's greedy head, from tables.
 
 `tinynas.planner.plan_arena` places one graph's buffers largest first, each at
 the lowest offset free of every already placed buffer whose lifetime overlaps.
-Here the same placement runs for n subnets side by side: buffers are sorted
+Here the same placement runs for n subnets from precomputed tables: each
+subnet's buffers are one gather of packed (size, neighbour-row) keys, sorted
 per subnet (size descending, ties in reverse insertion order, as TFLM does),
-then step k places every subnet's k-th largest buffer at once.
+then placed by a small compiled loop (numba), about 85 buffers per subnet.
 
-Two facts make a step cheap:
+Two facts make a placement cheap:
 
 * First fit does not depend on the order in which the placed neighbours are
   scanned: the result is the lowest x >= 0 that no placed, time-overlapping
@@ -32,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numba
 import numpy as np
 
 from ..graph import Graph, Op, Tensor
@@ -294,9 +296,8 @@ def stage_contexts(buf: Buffers, depth_idx: np.ndarray) -> np.ndarray:
 class Neighbours:
     """Per neighbour-table row: the neighbours that can be placed before that buffer.
 
-    `ids` is (W, rows), transposed so a step reads one contiguous row per
-    neighbour slot; unused slots hold B, a buffer that is never placed. `count`
-    lets a step read only as many slots as its busiest buffer needs.
+    `ids` is (rows, W): row r's first count[r] slots are its neighbours, the
+    rest hold B, a buffer that is never placed.
     """
 
     ids: np.ndarray
@@ -340,8 +341,8 @@ def prune_neighbours(buf: Buffers, sizes: np.ndarray) -> Neighbours:
     pos = np.arange(len(r)) - np.repeat(starts, count)  # slot within the row, in overlap order
     width = max(int(count.max(initial=0)), 1)
     span = _span(B, buf.ctx_bits)
-    ids = np.full((width, span), B, dtype=np.int64)
-    ids[pos, r] = p
+    ids = np.full((span, width), B, dtype=np.int64)
+    ids[r, pos] = p
     return Neighbours(ids=ids, count=np.pad(count, (0, span - len(count))), ctx_bits=buf.ctx_bits,
                       none=B)
 
@@ -355,10 +356,10 @@ def stack_neighbours(parts: list[Neighbours]) -> Neighbours:
     """One table holding several (same-structure) tables one after another."""
     if len(parts) == 1:
         return parts[0]
-    w = max(p.ids.shape[0] for p in parts)
-    ids = [np.vstack([p.ids, np.full((w - p.ids.shape[0], p.ids.shape[1]), p.none, p.ids.dtype)])
+    w = max(p.ids.shape[1] for p in parts)
+    ids = [np.hstack([p.ids, np.full((p.ids.shape[0], w - p.ids.shape[1]), p.none, p.ids.dtype)])
            for p in parts]
-    return Neighbours(ids=np.ascontiguousarray(np.concatenate(ids, axis=1)),
+    return Neighbours(ids=np.ascontiguousarray(np.concatenate(ids, axis=0)),
                       count=np.concatenate([p.count for p in parts]), ctx_bits=parts[0].ctx_bits,
                       none=parts[0].none)
 
@@ -368,100 +369,55 @@ def greedy_heads(keys: np.ndarray, rbits: int, nbr: Neighbours) -> np.ndarray:
 
     keys: (n, B) `size / 16 << rbits | row` per buffer (size 0 = absent; row =
     the buffer's neighbour-table row, see PlacementKeys); sorted in place.
-    Step k only touches archs up to the last one that still has a k-th
-    buffer, so callers that order archs by buffer count save the steps past
-    each arch's end.
-    """
-    n, B = keys.shape
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys, live = _step_major(keys, rbits)
-    stride = B + 1  # one spare column per arch: the "no neighbour" buffer, never placed
-    state = np.zeros(n * stride, dtype=np.int64)  # (end << 32) | offset, in 16 B units; 0 = unplaced
-    base = np.arange(n, dtype=np.int64) * stride
-    rmask = (1 << rbits) - 1
-    b_mask = nbr.b_mask
-    for k, m in enumerate(live):
-        key = keys[k, :m]
-        row = key & rmask
-        s = key >> rbits  # in units of 16 bytes, like the offsets in `state`
-        x = _place(state, base[:m], row, s, nbr)
-        b = (row >> nbr.ctx_bits) & b_mask
-        state[base[:m] + b] = ((x + s) << 32) | x  # s = 0 gives x = 0: not placed
-    return (state.reshape(n, stride) >> 32).max(axis=1) * ALIGN
-
-
-def _place(state: np.ndarray, base: np.ndarray, row: np.ndarray, s: np.ndarray,
-           nbr: Neighbours, narrow: int = 2) -> np.ndarray:
-    """First-fit offsets of one step's buffers.
-
-    Most buffers have at most `narrow` neighbours that can precede them; block
-    outputs next to expanded tensors have up to W. When few archs need more,
-    all are placed from `narrow` slots and those few are redone in full.
-    """
-    count = nbr.count.take(row)
-    wide = np.flatnonzero(count > narrow)
-    if len(wide) > FULL_WIDTH_SHARE * len(row):
-        return _fit_slots(state, base, row, s, nbr.ids[:int(count.max())])
-    x = _fit_slots(state, base, row, s, nbr.ids[:narrow])
-    if len(wide):
-        w = int(count.take(wide).max())
-        x[wide] = _fit_slots(state, base.take(wide), row.take(wide), s.take(wide), nbr.ids[:w])
-    return x
-
-
-def _fit_slots(state: np.ndarray, base: np.ndarray, row: np.ndarray, s: np.ndarray,
-               ids: np.ndarray) -> np.ndarray:
-    idx = ids.take(row, axis=1)
-    idx += base
-    packed = state.take(idx)
-    return _first_fit(packed & _LOW, packed >> 32, s)
-
-
-_LOW = (1 << 32) - 1
-FULL_WIDTH_SHARE = 0.25  # read all W slots for every arch once this share of a step needs more than 2
-
-
-def _first_fit(o: np.ndarray, e: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Lowest x >= 0 with [x, x+s) clear of every (o, e) interval; o, e are (W, n).
-
-    Unplaced neighbours have e = 0 and never block. Each round jumps x past
-    every interval [x, x+s) hits; after two rounds over all archs, only
-    those that still moved are checked again.
-    """
-    x = (e * (o < s)).max(axis=0)  # x = 0: e > 0 holds for every placed neighbour
-    jump = (e * ((o < x + s) & (e > x))).max(axis=0)
-    todo = np.flatnonzero(jump > x)
-    if not len(todo):
-        return x
-    x = np.maximum(x, jump)
-    o, e, s = o.take(todo, axis=1), e.take(todo, axis=1), s.take(todo)
-    while len(todo):
-        xt = x.take(todo)
-        jump = (e * ((o < xt + s) & (e > xt))).max(axis=0)
-        moved = np.flatnonzero(jump > xt)
-        todo = todo.take(moved)
-        x[todo] = jump.take(moved)
-        o, e, s = o.take(moved, axis=1), e.take(moved, axis=1), s.take(moved)
-    return x
-
-
-def _step_major(key: np.ndarray, rbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort each arch's keys, then return them step-major (steps, n) in TFLM's order, and live.
-
     Sorting packed values is several times faster than argsort; rows grow
-    with the buffer index, so equal sizes come out in reverse insertion order,
-    as TFLM places them. Absent buffers (size 0) sort first and are cut off;
-    live[k] is 1 + the last arch that has a k-th buffer.
+    with the buffer index, so equal sizes come out in reverse insertion
+    order, as TFLM places them.
     """
-    n, B = key.shape
-    key.sort(axis=1)
-    present = B - (key < (1 << rbits)).sum(axis=1)
-    reach = np.zeros(B + 1, dtype=np.int64)  # reach[p]: 1 + last arch with p buffers
-    np.maximum.at(reach, present, np.arange(1, n + 1))
-    steps = int(present.max())
-    live = np.maximum.accumulate(reach[::-1])[::-1][1:steps + 1]
-    return np.ascontiguousarray(key[:, ::-1][:, :steps].T).astype(np.int64), live
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    keys.sort(axis=1)
+    return _heads_compiled(keys, rbits, nbr.ids, nbr.count, nbr.ctx_bits, nbr.b_mask, nbr.none) * ALIGN
+
+
+@numba.njit(cache=True, nogil=True)
+def _heads_compiled(keys, rbits, ids, count, ctx_bits, b_mask, none):
+    """Greedy first fit per arch, largest buffer first, in units of 16 bytes.
+
+    Each buffer goes to the lowest x >= 0 that no placed, time-overlapping
+    buffer intersects: x jumps to the end of any neighbour that intersects
+    [x, x + s) until none does. Every x skipped that way would intersect that
+    neighbour, so the order in which neighbours are scanned does not matter
+    and the result is TFLM's first fit. Compiled: a plain loop over about 85
+    placements per subnet beats any vectorized form by 2x (bench_costmodel).
+    """
+    n, n_keys = keys.shape
+    rmask = (1 << rbits) - 1
+    out = np.empty(n, np.int64)
+    off = np.zeros(none + 1, np.int64)
+    end = np.zeros(none + 1, np.int64)  # 0: not placed (cannot block anything)
+    for a in range(n):
+        head = 0
+        for j in range(n_keys - 1, -1, -1):
+            s = keys[a, j] >> rbits
+            if s == 0:  # absent buffers sort first
+                break
+            row = keys[a, j] & rmask
+            x = 0
+            moved = True
+            while moved:
+                moved = False
+                for w in range(count[row]):
+                    p = ids[row, w]
+                    if end[p] > x and off[p] < x + s:
+                        x = end[p]
+                        moved = True
+            b = (row >> ctx_bits) & b_mask
+            off[b] = x
+            end[b] = x + s
+            head = max(head, x + s)
+        out[a] = head
+        end[:] = 0
+    return out
 
 
 class PlacementKeys:

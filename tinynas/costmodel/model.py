@@ -6,9 +6,9 @@ model of each subnet (see the package doc), computed without building a graph:
 * one `OpTable` per resolution (the deepest subnet, one column per choice);
 * additive figures (MACs, params, model bytes, op tails, cycles) summed per
   block column into (n_columns, C+1) tables, so an arch is one gather and a sum;
-* the arena head from the vectorized greedy planner (`arena.greedy_heads`),
-  run once for all resolutions that share a buffer structure, archs sorted by
-  buffer count and cut into cache-sized chunks.
+* the arena head from the compiled greedy planner (`arena.greedy_heads`),
+  run once for all resolutions that share a buffer structure, in chunks that
+  bound the memory of the per-buffer keys.
 """
 
 from __future__ import annotations
@@ -216,8 +216,8 @@ class CostModel:
         for k, pick in enumerate(variants):
             if not k or any(tb.board.has_scratch for tb in tbs):
                 # else: without kernel scratch both variants place the same buffers
-                heads = _batched_heads([(ch[idx], depth[idx], ops, pick(tb), tb.buffers)
-                                        for (idx, _), tb, (_, ops) in zip(jobs, tbs, counts)])
+                heads = _batched_heads([(ch[idx], depth[idx], pick(tb), tb.buffers)
+                                        for (idx, _), tb in zip(jobs, tbs)])
             for part, tb, h, (idx, _), (tensors, ops) in zip(parts, tbs, heads, jobs, counts):
                 arena = A.arena_bytes(pick(tb), ch[idx], h, tensors, ops)
                 if k:
@@ -265,33 +265,25 @@ def _cells(tab: np.ndarray, ch: np.ndarray) -> np.ndarray:
     return ch + np.arange(tab.shape[0]) * tab.shape[1]
 
 
-def _batched_heads(items: list[tuple[np.ndarray, np.ndarray, np.ndarray, A.ArenaTables, A.Buffers]]
+def _batched_heads(items: list[tuple[np.ndarray, np.ndarray, A.ArenaTables, A.Buffers]]
                    ) -> list[np.ndarray]:
-    """Greedy heads for several (choices, depths, op counts, variant tables, buffers) jobs.
+    """Greedy heads for several (choices, depths, variant tables, buffers) jobs.
 
     Jobs with the same buffer structure (every resolution of a width, as a
     rule) share one planner run: their size and neighbour tables are stacked
-    and each arch reads its job's part. Archs are sorted by buffer count, so
-    the planner's step k only visits the prefix of archs that still have a
-    k-th buffer; sizes are gathered per cache-sized chunk.
+    and each arch reads its job's part.
     """
     out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(items)
     groups: dict[int, list[int]] = {}
     for i, item in enumerate(items):
-        groups.setdefault(id(item[4].overlaps), []).append(i)
+        groups.setdefault(id(item[3].overlaps), []).append(i)
     for members in groups.values():
-        tabs = [items[i][3] for i in members]
-        keys = A.PlacementKeys(tabs, items[members[0]][4])
+        keys = A.PlacementKeys([items[i][2] for i in members], items[members[0]][3])
         ch = np.concatenate([items[i][0] for i in members])
         depth = np.concatenate([items[i][1] for i in members])
         table = np.repeat(np.arange(len(members)), [len(items[i][0]) for i in members])
-        n_buf = np.concatenate([items[i][2] + A.gather_columns(t.n_scratch, items[i][0]).sum(axis=1)
-                                for i, t in zip(members, tabs)])
-        order = np.argsort(-n_buf, kind="stable")
-        heads = np.empty(len(order), dtype=np.int64)
-        for a in range(0, len(order), CHUNK):
-            sel = order[a:a + CHUNK]
-            heads[sel] = keys.heads(ch[sel], depth[sel], table[sel])
+        heads = np.concatenate([keys.heads(ch[a:a + CHUNK], depth[a:a + CHUNK], table[a:a + CHUNK])
+                                for a in range(0, len(ch), CHUNK)])
         ends = np.cumsum([len(items[i][0]) for i in members])
         for i, part in zip(members, np.split(heads, ends[:-1])):
             out[i] = part

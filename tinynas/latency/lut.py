@@ -37,13 +37,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from ..atomic import write_json
 from ..boards import load_board
 from ..errors import UserError
 from ..graph import Graph
 from ..paths import profiles_dir, read_json
 from ..version import __version__
-from .cycle_model import Calibration, LatencyReport, OpLatency, invoke_overhead_cycles, signature_cycles
+from .cycle_model import Calibration, LatencyReport, OpLatency, features_cycles, invoke_overhead_cycles
 from .emulated import cpi_for_core, emulated_counts_for
 from .signature import OpFeatures, op_signature, parse_signature, signature_class, signature_features
 
@@ -86,9 +88,13 @@ class Lut:
     # written by `tinynas lut import`; stored as "measurement" in the file.
     meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     calibration: Calibration | None = field(default=None, repr=False, compare=False)
-    # class -> [(size, signature)] of measured and emulated entries; rebuilt after set().
-    _index: dict[tuple, list[tuple[float, str]]] | None = field(
+    # class -> (sizes, signatures) of measured and emulated entries; rebuilt after set().
+    _index: dict[tuple, tuple[np.ndarray, list[str]]] | None = field(
         default=None, init=False, repr=False, compare=False)
+    # signature -> model cycles, valid for the (target, calibration) pair it was filled with:
+    # a space's table interpolates thousands of signatures from a few dozen references.
+    _model_memo: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo_for: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def set(self, sig: str, cycles: float, source: str = "measured") -> None:
         """Add or replace one entry (the signature is validated)."""
@@ -100,14 +106,15 @@ class Lut:
         self.entries[sig] = LutEntry(float(cycles), source)
         self._index = None
 
-    def _reference_index(self) -> dict[tuple, list[tuple[float, str]]]:
+    def _reference_index(self) -> dict[tuple, tuple[np.ndarray, list[str]]]:
+        """class -> (sizes, signatures) of measured and emulated entries, sorted by signature."""
         if self._index is None:
-            index: dict[tuple, list[tuple[float, str]]] = {}
+            lists: dict[tuple, list[tuple[float, str]]] = {}
             refs = (s for s, e in self.entries.items() if e.source in REFERENCE_SOURCES)
             for s in sorted(refs):
-                index.setdefault(signature_class(s), []).append(
-                    (_size(signature_features(s)), s))
-            self._index = index
+                lists.setdefault(signature_class(s), []).append((_size(signature_features(s)), s))
+            self._index = {c: (np.array([max(z, 1.0) for z, _ in v]), [s for _, s in v])
+                           for c, v in lists.items()}
         return self._index
 
     def _board_for_model(self) -> Any:
@@ -115,27 +122,34 @@ class Lut:
             self.target = load_board(self.board)
         return self.target
 
-    def model_cycles(self, sig: str) -> float:
-        return signature_cycles(sig, self._board_for_model(), self.calibration)
+    def model_cycles(self, sig: str, features: OpFeatures | None = None) -> float:
+        """The cycle model's figure for a signature (`features`: its parsed features, if at hand)."""
+        target = self._board_for_model()
+        if self._memo_for[0] is not target or self._memo_for[1] is not self.calibration:
+            self._model_memo, self._memo_for = {}, (target, self.calibration)
+        got = self._model_memo.get(sig)
+        if got is None:
+            f = signature_features(sig) if features is None else features
+            got = self._model_memo[sig] = features_cycles(f, target, self.calibration)
+        return got
 
     def interpolate(self, sig: str) -> float | None:
         """Cycles from the nearest measured or emulated entry of the same class, or None."""
-        candidates = self._reference_index().get(signature_class(sig), [])
-        t_size = max(_size(signature_features(sig)), 1.0)
-        best: tuple[float, float, str] | None = None
-        for r_size, ref in candidates:  # sorted by signature: ties resolve the same way
-            if ref == sig:
-                continue
-            dist = abs(math.log(t_size / max(r_size, 1.0)))
-            if best is None or dist < best[0]:
-                best = (dist, r_size, ref)
-        if best is None:
+        parsed = parse_signature(sig)
+        sizes, refs = self._reference_index().get(signature_class(parsed), (np.zeros(0), []))
+        features = signature_features(parsed)
+        t_size = max(_size(features), 1.0)
+        dist = np.abs(np.log(t_size / sizes))
+        if sig in self.entries:  # never its own reference (leave-one-out asks for this)
+            dist[[i for i, ref in enumerate(refs) if ref == sig]] = np.inf
+        if not len(refs) or not np.isfinite(dist.min()):
             return None
-        _, r_size, ref = best
+        i = int(np.argmin(dist))  # the first of equals: refs are sorted by signature
+        ref, r_size = refs[i], float(sizes[i])
         m_ref = self.model_cycles(ref)
         if m_ref > 0:
-            return self.entries[ref].cycles * self.model_cycles(sig) / m_ref
-        return self.entries[ref].cycles * t_size / max(r_size, 1.0)
+            return self.entries[ref].cycles * self.model_cycles(sig, features) / m_ref
+        return self.entries[ref].cycles * t_size / r_size
 
     def lookup(self, sig: str) -> tuple[float, str]:
         """(cycles, source): stored entry > interpolated from measured or emulated > model."""
