@@ -59,7 +59,7 @@ def test_bad_block_fields_name_the_field(change, message):
 def test_a_space_holds_mb_blocks_with_a_first_block_only():
     spec = default_space(width_mult=0.3)
     arch = largest_arch(spec)
-    with pytest.raises(UserError, match="stages.1..block: .fused. does not match the space .its stages hold .mb."):
+    with pytest.raises(UserError, match="stages.1..block: .fused. does not match the space .its stage 1 holds .mb."):
         validate_arch({**arch, "stages": [arch["stages"][0], {**arch["stages"][1], "block": "fused"},
                                           *arch["stages"][2:]]}, spec)
     with pytest.raises(UserError, match="first_block: null does not match the space"):
@@ -155,10 +155,29 @@ def test_block_spaces_downsample_to_their_min_feature_side():
     fused = space_for_block("fused", resolution=[32, 32])
     assert skeleton(fused).stage_strides == (2, 2, 2, 1, 1, 1)  # 16, 8, 4, then 4x4 stays
     assert skeleton(default_space()).stage_strides == (2, 2, 2, 1, 2, 1)  # mb as before: down to 2x2
-    with pytest.raises(UserError, match="block: 'ds' is not one of"):
+    with pytest.raises(UserError, match="block: 'ds' is not a block type"):
         space_for_block("ds")
     arch = largest_arch(res)
     assert all(s["block"] == "res" for s in arch["stages"]) and validate_arch(arch, res) == arch
+
+
+def test_a_space_can_name_a_block_type_per_stage():
+    """'res,mb': stage 1 res, every later stage mb (the last type repeats); archs must follow it."""
+    from tinynas.space.spec import load_space, space_for_block
+
+    spec = space_for_block("res, mb", resolution=[32, 32])
+    assert spec.block == "res,mb" and spec.stage_blocks == ("res", "mb", "mb", "mb")
+    assert spec.name == "tinynas-res-mb" and spec.kernels == (3, 5)  # res's preset
+    arch = largest_arch(spec)
+    assert [s.get("block", "mb") for s in arch["stages"]] == ["res", "mb", "mb", "mb"]
+    assert validate_arch(arch, spec) == arch
+    with pytest.raises(UserError, match=r"stages\[0\].block: 'mb' does not match the space \(its stage 0 holds 'res'"):
+        validate_arch({**arch, "stages": [{**arch["stages"][0], "block": "mb"}, *arch["stages"][1:]]}, spec)
+    assert load_space(None, block=["fused", "mb"]).stage_blocks[:2] == ("fused", "mb")  # a TOML list
+    with pytest.raises(UserError, match="names more block types than the space has stages"):
+        space_for_block("res,res,res,res,mb")
+    with pytest.raises(UserError, match="'res,dw' is not a block type"):
+        space_for_block("res,dw")
 
 
 def test_space_choice_respects_a_trainable_macs_cap():

@@ -182,7 +182,9 @@ FUSED_RES = dict(depths=[1, 2], kernels=[3, 5], expand_ratios=[1, 2],
                                                   ("res", "stm32f746g-disco", [32, 32]),
                                                   ("res", "arduino-nano-33-ble-sense", [20, 20]),
                                                   ("fused", "rpi-pico", [24, 24]),
-                                                  ("res", "esp32-s3-devkitc", [9, 9])])
+                                                  ("res", "esp32-s3-devkitc", [9, 9]),
+                                                  ("res,fused,mb", "stm32f746g-disco", [32, 32]),
+                                                  ("fused,mb", "arduino-nano-33-ble-sense", [20, 20])])
 def test_fused_and_res_spaces_match_the_planner_exactly(block, board_id, res):
     """Other block types, projection shortcuts included, through the same vectorized tables."""
     spec = load_space(None, block=block, width_mult=0.5, resolution=res, **FUSED_RES)

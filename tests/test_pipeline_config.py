@@ -27,6 +27,8 @@ def test_precedence_preset_file_cli():
     ({"train": {"epochs": 0}}, "train.epochs must be at least 1"),
     ({"run": {"budget": "huge"}}, "budget 'huge'"),
     ({"export": {"io": "int4"}}, "export.io"),
+    ({"space": {"block": "fused,dw"}}, "space.block: 'fused,dw' is not a block type"),
+    ({"space": {"block": "mb,res,res,res,res,res,res"}}, "names 7 block types, but the mb space has 6 stages"),
 ])
 def test_bad_config_is_one_line(file_cfg, msg):
     with pytest.raises(UserError) as e:

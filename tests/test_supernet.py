@@ -18,6 +18,8 @@ SPEC = default_space(width_mult=0.25, resolution=[20, 20])  # 20 is even: asymme
 KWS = default_space(width_mult=0.2, input_channels=1, resolution=[49, 10], num_classes=12)
 FUSED = default_space(width_mult=0.25, resolution=[20, 20], block="fused", kernels=[3, 5], expand_ratios=[1, 2])
 RES = default_space(width_mult=0.25, resolution=[20, 20], block="res", kernels=[3, 5], expand_ratios=[1, 2])
+MIXED = default_space(width_mult=0.25, resolution=[20, 20], block="res,fused,mb", kernels=[3, 5],
+                      expand_ratios=[1, 2])
 
 
 def _randomize_bn(model: torch.nn.Module, seed: int = 0) -> None:
@@ -37,7 +39,8 @@ def _archs(spec, n: int, seed: int = 0) -> list[dict]:
     return [largest_arch(spec), smallest_arch(spec)] + [sample_arch(spec, rng) for _ in range(n)]
 
 
-@pytest.mark.parametrize("spec", [SPEC, KWS, FUSED, RES], ids=["rgb20", "kws49x10", "fused", "res"])
+@pytest.mark.parametrize("spec", [SPEC, KWS, FUSED, RES, MIXED],
+                         ids=["rgb20", "kws49x10", "fused", "res", "res,fused,mb"])
 def test_get_subnet_equals_supernet_path(spec):
     torch.manual_seed(0)
     sn = Supernet(spec)
@@ -51,7 +54,7 @@ def test_get_subnet_equals_supernet_path(spec):
         build_model(arch).load_state_dict(sub.state_dict(), strict=True)  # the export contract
 
 
-@pytest.mark.parametrize("spec", [SPEC, RES], ids=["mb", "res"])
+@pytest.mark.parametrize("spec", [SPEC, RES, MIXED], ids=["mb", "res", "res,fused,mb"])
 def test_training_gradients_match_standalone_subnet(spec):
     """A training-mode step on a supernet path gives the standalone subnet's gradients, slice by slice."""
     torch.manual_seed(1)

@@ -45,8 +45,9 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--samples", type=int, default=1000, help="subnets sampled per space (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--space", metavar="FILE", help="base space .json/.toml (default: the built-in MBConv space)")
-    p.add_argument("--block", choices=["mb", "fused", "res"],
-                   help="start from the built-in space of this block type instead (not with --space)")
+    p.add_argument("--block", metavar="TYPE[,TYPE...]",
+                   help="start from the built-in space of this block type instead (not with --space): mb, "
+                        "fused or res, or one per stage from the first, the last repeating (fused,mb)")
     p.add_argument("--out", default="space", metavar="DIR", help="output folder (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print space.json instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
-from ..space.spec import SPACE_BLOCK_TYPES
+from ..space.spec import parse_blocks, space_for_block
 from ..timebudget import parse_duration
 
 # Sections and keys with their types; the values here are the "small" budget.
@@ -182,8 +182,11 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
             raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
     if not 0 <= cfg["run"]["holdout_fraction"] < 0.5:
         raise UserError(f"run.holdout_fraction must be in [0, 0.5), got {cfg['run']['holdout_fraction']}")
-    if cfg["space"]["block"] not in SPACE_BLOCK_TYPES:
-        raise UserError(f"space.block must be one of {', '.join(SPACE_BLOCK_TYPES)}, got {cfg['space']['block']!r}")
+    blocks = parse_blocks(cfg["space"]["block"], "space.block")
+    n_stages = len(space_for_block(blocks[0]).stages)
+    if len(blocks) > n_stages:
+        raise UserError(f"space.block: {','.join(blocks)!r} names {len(blocks)} block types, but the "
+                        f"{blocks[0]} space has {n_stages} stages")
     if not 0 <= cfg["space"]["max_resize_loss"] <= 1:
         raise UserError(f"space.max_resize_loss must be in [0, 1], got {cfg['space']['max_resize_loss']}")
     if not cfg["space"]["min_epochs"] > 0 or cfg["space"]["min_images"] < 0:

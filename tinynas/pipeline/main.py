@@ -25,7 +25,6 @@ from ..distributed import DistContext, rank_and_world, teardown
 from ..errors import UserError
 from ..paths import check_input_file, check_output_dir
 from ..search import STRATEGIES
-from ..space.spec import SPACE_BLOCK_TYPES
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 from .data import load_run_data
@@ -49,9 +48,10 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
     p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
     p.add_argument("--strategy", choices=list(STRATEGIES), help="search strategy")
-    p.add_argument("--block", choices=list(SPACE_BLOCK_TYPES),
+    p.add_argument("--block", metavar="TYPE[,TYPE...]",
                    help="block type of the search space: res (default; dense 3x3 convs, fastest to train on a "
-                        "CPU), fused (fused-MBConv) or mb (MBConv, fewest MACs per parameter)")
+                        "CPU), fused (fused-MBConv) or mb (MBConv, fewest MACs per parameter); or one per "
+                        "stage from the first, the last repeating, e.g. fused,mb")
     p.add_argument("--target", choices=["cmake", "arduino", "zephyr", "esp-idf", "none"],
                    help="firmware project skeleton (default: cmake)")
     p.add_argument("--val-count", type=int, help="hold out exactly this many images (e.g. 5000 for CIFAR-10)")

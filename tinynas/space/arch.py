@@ -31,8 +31,9 @@ Block types. A stage may name its block type with `"block"` (omitted means
 
 Every type adds its input back (identity shortcut) when stride is 1 and the
 width is unchanged. `"first_block": null` drops the first block, as ResNet-8
-and DS-CNN have none. A search space (`SpaceSpec.block`) holds one type, "mb",
-"fused" or "res", in every stage, always after a first block; "ds" blocks and
+and DS-CNN have none. A search space (`SpaceSpec.block`) holds "mb", "fused" or
+"res" blocks, one type per stage (the same in every stage, or a list such as
+"fused,mb"), always after a first block; "ds" blocks and
 a missing first block describe hand-designed baselines (`tinynas.baselines`)
 that export and profile through the same chain.
 
@@ -194,10 +195,10 @@ def _check_against(a: Arch, spec: SpaceSpec) -> None:
         raise _mismatch("width_mult", a["width_mult"], spec.width_mult, "from the space")
     if a["first_block"] is None:
         raise UserError("first_block: null does not match the space (its subnets all have a first block)")
-    for i, st in enumerate(a["stages"]):
-        if block_type(st) != spec.block:
+    for i, (st, want) in enumerate(zip(a["stages"], spec.stage_blocks)):
+        if block_type(st) != want:
             raise UserError(f"stages[{i}].block: {block_type(st)!r} does not match the space "
-                            f"(its stages hold {spec.block!r} blocks)")
+                            f"(its stage {i} holds {want!r} blocks)")
     for path, got, want, why in (
             ("stem.channels", a["stem"]["channels"], sk.stem_channels, at),
             ("stem.stride", a["stem"]["stride"], sk.stem_stride, "for this input size"),
@@ -253,7 +254,7 @@ def arch_from_choices(spec: SpaceSpec, depths: Sequence[int], kernels: Sequence[
             raise UserError(f"kernels[{i}]/expands[{i}]: need {d} values for depth {d}")
         blocks = [{"kernel": int(kernels[i][j]), "expand": int(expands[i][j])} for j in range(d)]
         stages.append({"channels": sk.stage_channels[i], "stride": sk.stage_strides[i], "blocks": blocks,
-                       "block": spec.block})
+                       "block": spec.stage_blocks[i]})
     arch = {"version": ARCH_VERSION, "input": list(sk.input), "num_classes": spec.num_classes,
             "width_mult": spec.width_mult,
             "stem": {"channels": sk.stem_channels, "stride": sk.stem_stride},

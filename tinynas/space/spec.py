@@ -18,7 +18,7 @@ import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import UserError
 
@@ -153,7 +153,7 @@ class SpaceSpec:
 
     stages: tuple[StageSpec, ...]
     name: str = "mcunet-mbconv"
-    block: str = "mb"  # the block type of every stage block: mb, fused or res
+    block: str = "mb"  # mb, fused or res in every stage, or one per stage: "fused,mb" (parse_blocks)
     min_feature_side: int = 1  # no stride below this map side (1: downsample while the map allows)
     input_channels: int = 3
     resolution: tuple[int, int] = (32, 32)
@@ -167,6 +167,12 @@ class SpaceSpec:
     expand_ratios: tuple[int, ...] = (3, 4, 6)
     widths: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     resolutions: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def stage_blocks(self) -> tuple[str, ...]:
+        """The block type of each stage (`block` lists them from the first; its last one repeats)."""
+        types = self.block.split(",")
+        return tuple(types[min(i, len(types) - 1)] for i in range(len(self.stages)))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -252,14 +258,16 @@ def spec_from_dict(d: Mapping, source: str = "space") -> SpaceSpec:
         stem_stride = check_stride(stem_stride, f"{src}: stem_stride")
     if not isinstance(m["name"], str) or not m["name"]:
         raise UserError(f"{src}: name: expected a non-empty string")
-    if m["block"] not in SPACE_BLOCK_TYPES:
-        raise UserError(f"{src}: block: {m['block']!r} is not one of [{','.join(SPACE_BLOCK_TYPES)}]")
+    stages, blocks = _stages(m["stages"], src), parse_blocks(m["block"], f"{src}: block")
+    if len(blocks) > len(stages):
+        raise UserError(f"{src}: block: {m['block']!r} names more block types than the space has "
+                        f"stages ({len(stages)})")
     resolutions = tuple(check_hw(r, f"{src}: resolutions[{i}]")
                         for i, r in enumerate(check_list(m["resolutions"], f"{src}: resolutions", True)))
     return SpaceSpec(
-        stages=_stages(m["stages"], src),
+        stages=stages,
         name=m["name"],
-        block=m["block"],
+        block=",".join(blocks),
         min_feature_side=check_int(m["min_feature_side"], f"{src}: min_feature_side"),
         input_channels=check_int(m["input_channels"], f"{src}: input_channels"),
         resolution=check_hw(m["resolution"], f"{src}: resolution"),
@@ -335,11 +343,32 @@ BLOCK_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def space_for_block(block: str, **overrides: Any) -> SpaceSpec:
-    """The default space of one block type (BLOCK_PRESETS), then `overrides`."""
-    if block not in SPACE_BLOCK_TYPES:
-        raise UserError(f"block: {block!r} is not one of [{','.join(SPACE_BLOCK_TYPES)}]")
-    return load_space(None, **{**BLOCK_PRESETS[block], "block": block, "name": f"tinynas-{block}", **overrides})
+def parse_blocks(block: Any, where: str = "block") -> tuple[str, ...]:
+    """The block types a space's `block` names: one type for every stage, or a comma list.
+
+    "fused,fused,mb" gives stages 1 and 2 fused-MBConv and every later stage
+    MBConv (the last type repeats), the EfficientNetV2 pattern: dense convs
+    where maps are large and channels few, depthwise ones deeper in.
+    """
+    if isinstance(block, (list, tuple)) and all(isinstance(t, str) for t in block):
+        block = ",".join(block)  # a TOML/JSON list reads like the comma form
+    types = tuple(t.strip() for t in block.split(",")) if isinstance(block, str) else ()
+    bad = [t for t in types if t not in SPACE_BLOCK_TYPES]
+    if not types or bad:
+        raise UserError(f"{where}: {block!r} is not a block type ({', '.join(SPACE_BLOCK_TYPES)}) "
+                        "or a comma list of them, one per stage from the first (e.g. fused,mb)")
+    return types
+
+
+def space_for_block(block: str | Sequence[str], **overrides: Any) -> SpaceSpec:
+    """The default space of a block type (BLOCK_PRESETS), then `overrides`.
+
+    A per-stage list ("res,mb") takes the preset of its first type (stage
+    layout, kernels, expand ratios) and puts each stage's own type in it.
+    """
+    types = parse_blocks(block)
+    return load_space(None, **{**BLOCK_PRESETS[types[0]], "block": ",".join(types),
+                               "name": "tinynas-" + "-".join(types), **overrides})
 
 
 def replace_spec(spec: SpaceSpec, **changes: Any) -> SpaceSpec:

@@ -1,7 +1,7 @@
 """The weight-sharing supernet: every subnet of a space is a slice of one network.
 
-The space's block type (mb, fused or res; `SpaceSpec.block`) is fixed per
-space, so every path has the same module names and only shapes vary.
+Each stage's block type (mb, fused or res; `SpaceSpec.stage_blocks`) is fixed
+by the space, so every path has the same module names and only shapes vary.
 
 The supernet *is* the largest subnet (`build_model(largest_arch(spec))`), so its
 state_dict uses the same names as any subnet's. A subnet's tensor is a slice of
