@@ -6,6 +6,9 @@ the cores and each would get an unknown part of T), as a user would type them:
     tinynas run --data D --board B --time T --out OUT/run
     tinynas baseline resnet8 --data D --board B --time T --out OUT/resnet8   (and dscnn, mobilenetv2)
 
+and, with `--run-blocks fused,mb ...`, one more `tinynas run --block fused,mb` each, so spaces
+of other block types meet the same baselines in the same invocation.
+
 Every command trains on the same split (same seed, val fraction or
 --val-count, holdout) and is scored by the same export stage: int8 top-1 in
 TFLM on the validation split, which nothing chose on. T covers all training
@@ -35,14 +38,22 @@ from tinynas.atomic import write_json
 from tinynas.baselines import NAMES
 from tinynas.boards import load_board
 from tinynas.errors import UserError
+from tinynas.space.spec import parse_blocks
 from tinynas.timebudget import parse_duration
 
 BIN = Path(sys.executable).with_name("tinynas")
 
 
+def is_run(name: str) -> bool:
+    """"run" (the config's block type) or "run:BLOCK" (`--run-blocks`): a search, not a baseline."""
+    return name == "run" or name.startswith("run:")
+
+
 def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
     """The command line a user would type for one contestant."""
-    cmd = [str(BIN), "run"] if name == "run" else [str(BIN), "baseline", name]
+    cmd = [str(BIN), "run"] if is_run(name) else [str(BIN), "baseline", name]
+    if name.startswith("run:"):
+        cmd += ["--block", name[4:]]
     cmd += ["--data", args.data, "--board", args.board, "--time", args.time, "--out", str(out), "--force"]
     if args.val_count:
         cmd += ["--val-count", str(args.val_count)]
@@ -59,7 +70,7 @@ def stage_seconds(summary: dict) -> dict[str, float]:
 
 
 def contest(name: str, args: argparse.Namespace, root: Path) -> dict:
-    out = root / name
+    out = root / name.replace(":", "_").replace(",", "-")
     cmd = command(name, args, out)
     print(f"[bench] {' '.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.time()
@@ -88,7 +99,7 @@ def plot(rows: list[dict], board, path: Path, title: str) -> None:
     ok = [r for r in rows if "accuracy_int8" in r]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     for r in ok:
-        face = "C0" if r["model"] == "run" else "C1"
+        face = "C0" if is_run(r["model"]) else "C1"
         ax.scatter(r["latency_ms"], 100 * r["accuracy_int8"], s=70, edgecolors=face,
                    facecolors=face if r["fits"] else "none", zorder=3)
         ax.annotate(r["model"], (r["latency_ms"], 100 * r["accuracy_int8"]), textcoords="offset points",
@@ -123,6 +134,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--board", default="stm32f746g-disco")
     p.add_argument("--time", default="2m", help="the budget every contestant gets, e.g. 2m, 20m")
     p.add_argument("--baselines", default=",".join(NAMES), help=f"comma-separated, from {','.join(NAMES)}")
+    p.add_argument("--run-blocks", nargs="*", default=[], metavar="BLOCK",
+                   help="after the default run, one more `tinynas run --block BLOCK` each (e.g. fused,mb)")
     p.add_argument("--val-count", type=int, default=0)
     p.add_argument("--seed", type=int)
     p.add_argument("--config", help="a run.toml for every contestant (same split and recipe)")
@@ -133,6 +146,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     bad = [n for n in args.names if n not in NAMES]
     if bad:
         raise UserError(f"--baselines: {bad[0]!r} is not one of {','.join(NAMES)}")
+    args.run_blocks = [",".join(parse_blocks(b, "--run-blocks")) for b in args.run_blocks]
     return args
 
 
@@ -145,13 +159,15 @@ def main(argv: list[str]) -> int:
         return 2
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    rows = [contest(name, args, root) for name in ["run", *args.names]]
-    run = next((r for r in rows if r["model"] == "run" and "accuracy_int8" in r), None)
-    fitting = [r for r in rows[1:] if r.get("fits") and "accuracy_int8" in r]
+    names = ["run", *(f"run:{b}" for b in args.run_blocks), *args.names]
+    rows = [contest(name, args, root) for name in names]
+    fitting = [r for r in rows if not is_run(r["model"]) and r.get("fits") and "accuracy_int8" in r]
+    beats = {r["model"]: all(r["accuracy_int8"] >= b["accuracy_int8"] for b in fitting)
+             for r in rows if is_run(r["model"]) and "accuracy_int8" in r}
     result = {"data": args.data, "board": board.id, "time": args.time, "budget_s": args.budget_s,
               "val_count": args.val_count or None, "rows": rows,
-              "run_beats_every_fitting_baseline": None if run is None else
-              all(run["accuracy_int8"] >= r["accuracy_int8"] for r in fitting),
+              "run_beats_every_fitting_baseline": beats.get("run"),
+              "beats_every_fitting_baseline": beats,
               "budget_overshoot": {r["model"]: round(r["budgeted_wall_s"] / args.budget_s - 1, 3)
                                    for r in rows if "budgeted_wall_s" in r}}
     write_json(root / "equal_time.json", result)
