@@ -79,5 +79,5 @@ def test_run_passes_options_through_the_cli_parser(tmp_path, monkeypatch):
     assert s == {"fits": True, "board": "nucleo-f446re"}
     assert seen["time"] == "2m" and seen["latency_ms"] == 50.0 and seen["block"] == "res" and seen["force"]
     assert seen["data"] == "digits"
-    with pytest.raises(tinynas.UserError, match="invalid choice"):
+    with pytest.raises(tinynas.UserError, match="'nope' is not a block type"):
         tinynas.run(out=tmp_path / "r2", block="nope")

@@ -47,7 +47,8 @@ import sys
 from tinynas.cli import quiet_third_party
 quiet_third_party(verbose=sys.argv[1] == "1")
 import numpy as np
-import tensorflow as tf
+from tinynas.errors import import_tensorflow
+tf = import_tensorflow()  # as tinynas's own modules import it
 from tinynas.deploy.tflite_export import convert
 inp = tf.keras.Input((8, 8, 3), batch_size=1)
 x = tf.keras.layers.Conv2D(4, 3, padding="same")(inp)

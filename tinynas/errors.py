@@ -136,3 +136,16 @@ def quiet_native_logs() -> Iterator[None]:
     except BaseException:
         sys.stderr.write(cap.text)
         raise
+
+
+def import_tensorflow() -> Any:
+    """TensorFlow, imported with its import-time log lines hidden unless verbose.
+
+    Where oneDNN is on (this CPU), TF 2.21 prints absl's "All log messages
+    before absl::InitializeLog() ..." and "oneDNN custom operations are on" at
+    import whatever TF_CPP_MIN_LOG_LEVEL says, so the import itself has to sit
+    inside quiet_native_logs.
+    """
+    with quiet_native_logs():
+        import tensorflow as tf  # heavy: only where a Keras model or a conversion is needed
+    return tf

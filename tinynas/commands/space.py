@@ -18,7 +18,7 @@ from ..atomic import write_json
 from ..boards import add_board_argument, load_board
 from ..errors import UserError
 from ..paths import check_output_dir
-from ..space.spec import load_space, space_for_block
+from ..space.spec import block_arg, load_space, space_for_block
 from ..spaceopt import format_table, optimize_space, plot_flops_cdf, scaled_hw
 
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*$")
@@ -45,7 +45,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--samples", type=int, default=1000, help="subnets sampled per space (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--space", metavar="FILE", help="base space .json/.toml (default: the built-in MBConv space)")
-    p.add_argument("--block", metavar="TYPE[,TYPE...]",
+    p.add_argument("--block", metavar="TYPE[,TYPE...]", type=block_arg,
                    help="start from the built-in space of this block type instead (not with --space): mb, "
                         "fused or res, or one per stage from the first, the last repeating (fused,mb)")
     p.add_argument("--out", default="space", metavar="DIR", help="output folder (default: %(default)s)")

@@ -30,7 +30,7 @@ from ..boards import Board
 from ..deploy.cores import QEMU_MACHINES
 from ..deploy.emulate import build_profiled, count
 from ..deploy.tflm_build import tree_digest
-from ..errors import UserError
+from ..errors import UserError, import_tensorflow
 from ..flash import tflite_bytes_estimate
 from ..latency.cycle_model import invoke_overhead_cycles
 from ..latency.emulated import cpi_for_core
@@ -73,7 +73,7 @@ def count_board(board: Board) -> Board:
 
 def subnet_tflite(arch: dict, rng: np.random.Generator) -> bytes:
     """Int8 TFLite bytes of `arch` with seeded random weights (what the kernels run, not what they compute)."""
-    import tensorflow as tf  # heavy: only when a table is really filled
+    tf = import_tensorflow()  # heavy: only when a table is really filled
 
     tf.keras.backend.clear_session(free_memory=False)
     model = build_keras(arch)

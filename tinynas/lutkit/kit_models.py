@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import import_tensorflow
 from ..latency.signature import op_signature, parse_signature
 from ..space.keras_model import convert_int8
 from ..tflite_reader import parse_tflite
@@ -104,7 +105,7 @@ def randomize_weights(model: Any, rng: np.random.Generator) -> None:
 
 def single_op_tflite(sig: str, rng: np.random.Generator) -> bytes:
     """Int8 TFLite bytes of the one op `sig` names; KitModelError if it cannot be made exactly."""
-    import tensorflow as tf  # heavy: only when a kit is really generated
+    tf = import_tensorflow()  # heavy: only when a kit is really generated
 
 
     why = buildable(sig)

@@ -25,6 +25,7 @@ from ..distributed import DistContext, rank_and_world, teardown
 from ..errors import UserError
 from ..paths import check_input_file, check_output_dir
 from ..search import STRATEGIES
+from ..space.spec import block_arg
 from ..timebudget import format_duration
 from .config import PRESETS, build_config, read_toml, time_budget_s, to_toml
 from .data import load_run_data
@@ -48,7 +49,7 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.add_argument("--epochs", type=int, help="supernet training epochs: runs on counts, not a clock")
     p.add_argument("--candidates", type=int, help="candidates evaluated by the search: runs on counts, not a clock")
     p.add_argument("--strategy", choices=list(STRATEGIES), help="search strategy")
-    p.add_argument("--block", metavar="TYPE[,TYPE...]",
+    p.add_argument("--block", metavar="TYPE[,TYPE...]", type=block_arg,
                    help="block type of the search space: res (default; dense 3x3 convs, fastest to train on a "
                         "CPU), fused (fused-MBConv) or mb (MBConv, fewest MACs per parameter); or one per "
                         "stage from the first, the last repeating, e.g. fused,mb")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, import_tensorflow
 from ..tflite_reader import parse_tflite
 from .arch import ConvLayer, LayerPlan, layer_plan
 from .graph_builder import OP_VERSIONS
@@ -29,9 +29,7 @@ _IO_TYPES = ("int8", "uint8", "float32")
 
 
 def _tf():
-    import tensorflow as tf  # heavy: only when a Keras model is really needed
-
-    return tf
+    return import_tensorflow()  # heavy: only when a Keras model is really needed
 
 
 def _conv_bn(x: Any, layer: ConvLayer, keras: Any) -> Any:

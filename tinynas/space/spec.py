@@ -12,6 +12,7 @@ a board without touching the package.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -358,6 +359,14 @@ def parse_blocks(block: Any, where: str = "block") -> tuple[str, ...]:
         raise UserError(f"{where}: {block!r} is not a block type ({', '.join(SPACE_BLOCK_TYPES)}) "
                         "or a comma list of them, one per stage from the first (e.g. fused,mb)")
     return types
+
+
+def block_arg(text: str) -> str:
+    """argparse `type` of --block: the normalized list, checked before any work starts."""
+    try:
+        return ",".join(parse_blocks(text, "--block"))
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--block: ")) from None
 
 
 def space_for_block(block: str | Sequence[str], **overrides: Any) -> SpaceSpec:
