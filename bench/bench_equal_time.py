@@ -7,7 +7,9 @@ the cores and each would get an unknown part of T), as a user would type them:
     tinynas baseline resnet8 --data D --board B --time T --out OUT/resnet8   (and dscnn, mobilenetv2)
 
 and, with `--run-blocks fused,mb ...`, one more `tinynas run --block fused,mb` each, so spaces
-of other block types meet the same baselines in the same invocation.
+of other block types meet the same baselines in the same invocation; with `--run-configs
+A.toml ...`, one more `tinynas run --config A.toml` each (in place of --config), so a change of
+recipe is judged against the default run and the baselines in one invocation.
 
 Every command trains on the same split (same seed, val fraction or
 --val-count, holdout) and is scored by the same export stage: int8 top-1 in
@@ -45,8 +47,8 @@ BIN = Path(sys.executable).with_name("tinynas")
 
 
 def is_run(name: str) -> bool:
-    """"run" (the config's block type) or "run:BLOCK" (`--run-blocks`): a search, not a baseline."""
-    return name == "run" or name.startswith("run:")
+    """"run", "run:BLOCK" (`--run-blocks`) or "run@CONFIG" (`--run-configs`): a search, not a baseline."""
+    return name == "run" or name.startswith(("run:", "run@"))
 
 
 def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
@@ -54,13 +56,14 @@ def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
     cmd = [str(BIN), "run"] if is_run(name) else [str(BIN), "baseline", name]
     if name.startswith("run:"):
         cmd += ["--block", name[4:]]
+    config = args.run_configs.get(name, args.config)
     cmd += ["--data", args.data, "--board", args.board, "--time", args.time, "--out", str(out), "--force"]
     if args.val_count:
         cmd += ["--val-count", str(args.val_count)]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
-    if args.config:
-        cmd += ["--config", args.config]
+    if config:
+        cmd += ["--config", config]
     return cmd
 
 
@@ -70,7 +73,7 @@ def stage_seconds(summary: dict) -> dict[str, float]:
 
 
 def contest(name: str, args: argparse.Namespace, root: Path) -> dict:
-    out = root / name.replace(":", "_").replace(",", "-")
+    out = root / name.replace(":", "_").replace(",", "-").replace("@", "_")
     cmd = command(name, args, out)
     print(f"[bench] {' '.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.time()
@@ -136,6 +139,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--baselines", default=",".join(NAMES), help=f"comma-separated, from {','.join(NAMES)}")
     p.add_argument("--run-blocks", nargs="*", default=[], metavar="BLOCK",
                    help="after the default run, one more `tinynas run --block BLOCK` each (e.g. fused,mb)")
+    p.add_argument("--run-configs", nargs="*", default=[], metavar="TOML",
+                   help="after the default run, one more `tinynas run --config TOML` each (instead of --config)")
     p.add_argument("--val-count", type=int, default=0)
     p.add_argument("--seed", type=int)
     p.add_argument("--config", help="a run.toml for every contestant (same split and recipe)")
@@ -147,6 +152,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if bad:
         raise UserError(f"--baselines: {bad[0]!r} is not one of {','.join(NAMES)}")
     args.run_blocks = [",".join(parse_blocks(b, "--run-blocks")) for b in args.run_blocks]
+    missing = [c for c in args.run_configs if not Path(c).is_file()]
+    if missing:
+        raise UserError(f"--run-configs: {missing[0]} is not a file; give a run.toml")
+    stems = [Path(c).stem for c in args.run_configs]
+    if len(set(stems)) != len(stems):
+        raise UserError("--run-configs: two files share a name; give each a distinct file name")
+    args.run_configs = {f"run@{s}": c for s, c in zip(stems, args.run_configs)}
     return args
 
 
@@ -159,10 +171,11 @@ def main(argv: list[str]) -> int:
         return 2
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    names = ["run", *(f"run:{b}" for b in args.run_blocks), *args.names]
+    names = ["run", *(f"run:{b}" for b in args.run_blocks), *args.run_configs, *args.names]
     rows = [contest(name, args, root) for name in names]
     fitting = [r for r in rows if not is_run(r["model"]) and r.get("fits") and "accuracy_int8" in r]
-    beats = {r["model"]: all(r["accuracy_int8"] >= b["accuracy_int8"] for b in fitting)
+    # With no fitting baseline scored there is nothing to beat: null, not a vacuous true.
+    beats = {r["model"]: all(r["accuracy_int8"] >= b["accuracy_int8"] for b in fitting) if fitting else None
              for r in rows if is_run(r["model"]) and "accuracy_int8" in r}
     result = {"data": args.data, "board": board.id, "time": args.time, "budget_s": args.budget_s,
               "val_count": args.val_count or None, "rows": rows,

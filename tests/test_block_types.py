@@ -174,8 +174,10 @@ def test_a_space_can_name_a_block_type_per_stage():
     with pytest.raises(UserError, match=r"stages\[0\].block: 'mb' does not match the space \(its stage 0 holds 'res'"):
         validate_arch({**arch, "stages": [{**arch["stages"][0], "block": "mb"}, *arch["stages"][1:]]}, spec)
     assert load_space(None, block=["fused", "mb"]).stage_blocks[:2] == ("fused", "mb")  # a TOML list
-    with pytest.raises(UserError, match="names more block types than the space has stages"):
+    with pytest.raises(UserError, match=r"^block: 'res,res,res,res,mb' names 5 block types, but the res space has 4 stages$"):
         space_for_block("res,res,res,res,mb")
+    with pytest.raises(UserError, match=r"^space: block: 'mb,mb,mb,mb,mb,mb,mb' names 7 block types, but the space has 6"):
+        load_space({"block": "mb," * 6 + "mb"})  # a space file: the same check, the file's name first
     with pytest.raises(UserError, match="'res,dw' is not a block type"):
         space_for_block("res,dw")
 

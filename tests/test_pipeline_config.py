@@ -28,7 +28,9 @@ def test_precedence_preset_file_cli():
     ({"run": {"budget": "huge"}}, "budget 'huge'"),
     ({"export": {"io": "int4"}}, "export.io"),
     ({"space": {"block": "fused,dw"}}, "space.block: 'fused,dw' is not a block type"),
-    ({"space": {"block": "mb,res,res,res,res,res,res"}}, "names 7 block types, but the mb space has 6 stages"),
+    ({"space": {"block": "mb,res,res,res,res,res,res"}},
+     "space.block: 'mb,res,res,res,res,res,res' names 7 block types, but the mb space has 6 stages"),
+    ({"finetune": {"min_epochs": 0}}, "finetune.min_epochs must be positive, got 0"),
 ])
 def test_bad_config_is_one_line(file_cfg, msg):
     with pytest.raises(UserError) as e:

@@ -126,6 +126,8 @@ def test_search_macs_limit_uses_the_supernets_measured_speed():
     assert abs(1 / true.images_per_s(limit) - 600.0 / (2.0 * 40_000)) < 1e-9  # 2 epochs fit, exactly
     assert limit < probe.max_trainable_macs(600.0, 40_000, 2.0) / 1.5
     assert search_macs_limit(space, None, 600.0, 40_000) == 30e6  # nothing measured: the space cap
+    three = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000, min_epochs=3.0)
+    assert abs(1 / true.images_per_s(three) - 600.0 / (3.0 * 40_000)) < 1e-9  # finetune.min_epochs, not the space's
 
 
 def test_tight_board_falls_back_to_the_smallest_without_hanging(task):

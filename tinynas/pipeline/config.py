@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import UserError
-from ..space.spec import parse_blocks, space_for_block
+from ..space.spec import space_for_block
 from ..timebudget import parse_duration
 
 # Sections and keys with their types; the values here are the "small" budget.
@@ -42,7 +42,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # block: the space's block type (mb, fused, res). Under a time budget a space whose fitting
     # subnets are too big to see max(min_epochs x the training set, min_images) images in the
     # supernet's share is not chosen (bench/bench_equal_time.py: CIFAR-10 needs epochs, digits images),
-    # and the search keeps only winners the fine-tune trains for min_epochs in its share.
+    # and the search keeps only winners the fine-tune trains for finetune.min_epochs in its share.
     # max_resize_loss: resolutions below the input's are kept only if they lose at most this share of
     # the training images' variance (tinynas.data.resize_loss).
     "space": {"samples": 500, "widths": [], "resolutions": [], "max_upscale": 1.0, "block": "res",
@@ -55,7 +55,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                "prefer": "efficient", "tie_z": 1.0},
     # finetune.lr: the winner's inherited weights still want the supernet's peak rate. On the CIFAR-10
     # 20 min run's winner at equal steps (3,461), holdout 0.715 / 0.736 / 0.746 at lr 0.015 / 0.03 / 0.05.
-    "finetune": {"epochs": 6, "lr": 0.05, "distill": True, "keep_best": True},
+    # min_epochs: under a time budget the search keeps only winners the fine-tune can train for
+    # max(this many epochs, space.min_images images) in its share (the space stage's floor is space.min_epochs).
+    "finetune": {"epochs": 6, "lr": 0.05, "distill": True, "keep_best": True, "min_epochs": 4.0},
     "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas"},
 }
 
@@ -182,16 +184,14 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
             raise UserError(f"{sec}.{key} must be positive, got {cfg[sec][key]}")
     if not 0 <= cfg["run"]["holdout_fraction"] < 0.5:
         raise UserError(f"run.holdout_fraction must be in [0, 0.5), got {cfg['run']['holdout_fraction']}")
-    blocks = parse_blocks(cfg["space"]["block"], "space.block")
-    n_stages = len(space_for_block(blocks[0]).stages)
-    if len(blocks) > n_stages:
-        raise UserError(f"space.block: {','.join(blocks)!r} names {len(blocks)} block types, but the "
-                        f"{blocks[0]} space has {n_stages} stages")
+    space_for_block(cfg["space"]["block"], "space.block")  # a known type per stage, no more types than stages
     if not 0 <= cfg["space"]["max_resize_loss"] <= 1:
         raise UserError(f"space.max_resize_loss must be in [0, 1], got {cfg['space']['max_resize_loss']}")
     if not cfg["space"]["min_epochs"] > 0 or cfg["space"]["min_images"] < 0:
         raise UserError(f"space.min_epochs must be positive and space.min_images >= 0, got "
                         f"{cfg['space']['min_epochs']} and {cfg['space']['min_images']}")
+    if not cfg["finetune"]["min_epochs"] > 0:
+        raise UserError(f"finetune.min_epochs must be positive, got {cfg['finetune']['min_epochs']}")
     if cfg["train"]["sampling"] not in ("uniform", "sandwich"):
         raise UserError(f"train.sampling must be uniform or sandwich, got {cfg['train']['sampling']!r}")
     if cfg["train"]["sampling"] == "sandwich" and cfg["train"]["paths_per_step"] < 2:

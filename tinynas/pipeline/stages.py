@@ -189,12 +189,13 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
 def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
+    n = len(ctx.bundle.train)
+    epochs = max(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"] / max(n, 1))
     macs = search_macs_limit(json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8")),
-                             result_value(ctx.results, "supernet", "images_per_s"),
-                             _finetune_seconds(ctx), len(ctx.bundle.train))
+                             result_value(ctx.results, "supernet", "images_per_s"), _finetune_seconds(ctx), n, epochs)
     if macs is not None:
         ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the fine-tune could not train them "
-                f"for space.min_epochs in its share)")
+                f"for {epochs:.3g} epochs in its share: finetune.min_epochs, space.min_images)")
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
                      proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
@@ -217,12 +218,13 @@ def _finetune_seconds(ctx: Context) -> float | None:
 
 
 def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None = None,
-                      finetune_s: float | None = None, n_images: int = 0) -> float | None:
+                      finetune_s: float | None = None, n_images: int = 0,
+                      min_epochs: float | None = None) -> float | None:
     """The most MACs the winner may have under a time budget (None without one).
 
     The winner is trained alone in the fine-tune, so the limit is the most
-    MACs that still see `space.min_epochs` epochs of the training set in the
-    fine-tune's seconds, at the speed the supernet really trained (the space
+    MACs that still see `min_epochs` (finetune.min_epochs; the space stage's
+    epochs when None) epochs of the training set in the fine-tune's seconds, at the speed the supernet really trained (the space
     stage's few-second probe rescaled by minutes of supernet training: a
     probe taken during a neighbour's burst once moved the cap five-fold).
     Without those figures it is the space stage's cap. Without any limit the
@@ -239,7 +241,7 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
     cap = tc["max_macs"]
     if measured_images_per_s and finetune_s is not None and row.get("macs_mean") and n_images:
         cost = TrainCost.from_json(tc).rescaled(row["macs_mean"], measured_images_per_s)
-        cap = cost.max_trainable_macs(finetune_s, n_images, tc["min_epochs"])
+        cap = cost.max_trainable_macs(finetune_s, n_images, tc["min_epochs"] if min_epochs is None else min_epochs)
     return float(max(cap, row.get("macs_p10") or 0.0))
 
 

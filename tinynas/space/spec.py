@@ -260,9 +260,7 @@ def spec_from_dict(d: Mapping, source: str = "space") -> SpaceSpec:
     if not isinstance(m["name"], str) or not m["name"]:
         raise UserError(f"{src}: name: expected a non-empty string")
     stages, blocks = _stages(m["stages"], src), parse_blocks(m["block"], f"{src}: block")
-    if len(blocks) > len(stages):
-        raise UserError(f"{src}: block: {m['block']!r} names more block types than the space has "
-                        f"stages ({len(stages)})")
+    check_block_count(blocks, len(stages), f"{src}: block", "the space")
     resolutions = tuple(check_hw(r, f"{src}: resolutions[{i}]")
                         for i, r in enumerate(check_list(m["resolutions"], f"{src}: resolutions", True)))
     return SpaceSpec(
@@ -361,6 +359,13 @@ def parse_blocks(block: Any, where: str = "block") -> tuple[str, ...]:
     return types
 
 
+def check_block_count(blocks: Sequence[str], n_stages: int, where: str, space: str) -> None:
+    """One type per stage at most: a longer list names stages the space does not have."""
+    if len(blocks) > n_stages:
+        raise UserError(f"{where}: {','.join(blocks)!r} names {len(blocks)} block types, but {space} has "
+                        f"{n_stages} stages")
+
+
 def block_arg(text: str) -> str:
     """argparse `type` of --block: the normalized list, checked before any work starts."""
     try:
@@ -369,13 +374,16 @@ def block_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e).removeprefix("--block: ")) from None
 
 
-def space_for_block(block: str | Sequence[str], **overrides: Any) -> SpaceSpec:
+def space_for_block(block: str | Sequence[str], where: str = "block", **overrides: Any) -> SpaceSpec:
     """The default space of a block type (BLOCK_PRESETS), then `overrides`.
 
     A per-stage list ("res,mb") takes the preset of its first type (stage
-    layout, kernels, expand ratios) and puts each stage's own type in it.
+    layout, kernels, expand ratios) and puts each stage's own type in it;
+    errors name `where` (e.g. "space.block") as the user wrote it.
     """
-    types = parse_blocks(block)
+    types = parse_blocks(block, where)
+    stages = BLOCK_PRESETS[types[0]].get("stages", _default_dict()["stages"])
+    check_block_count(types, len(overrides.get("stages", stages)), where, f"the {types[0]} space")
     return load_space(None, **{**BLOCK_PRESETS[types[0]], "block": ",".join(types),
                                "name": "tinynas-" + "-".join(types), **overrides})
 
