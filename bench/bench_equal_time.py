@@ -185,7 +185,8 @@ def main(argv: list[str]) -> int:
               "budget_overshoot": {r["model"]: round(r["budgeted_wall_s"] / args.budget_s - 1, 3)
                                    for r in rows if "budgeted_wall_s" in r}}
     write_json(root / "equal_time.json", result)
-    plot(rows, board, root / "equal_time.png", f"{'/'.join(Path(args.data).parts[-2:])} on {board.id}, {args.time} each")
+    data = "/".join(Path(args.data).parts[-2:])  # cifar10-jpeg/train.zip, not train.zip
+    plot(rows, board, root / "equal_time.png", f"{data} on {board.id}, {args.time} each")
     print(json.dumps(result, indent=1))
     return 0
 

@@ -57,8 +57,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # 20 min run's winner at equal steps (3,461), holdout 0.715 / 0.736 / 0.746 at lr 0.015 / 0.03 / 0.05.
     # min_epochs: under a time budget the search keeps only winners the fine-tune can train for
     # max(this many epochs, space.min_images images) in its share (the space stage's floor is space.min_epochs).
-    # CIFAR-10, stm32f746g-disco, 15 min, one invocation (bench_equal_time --run-configs, 2026-12-01): at 4
-    # the winner had 11.6 M MACs, 7 fine-tune epochs, int8 0.718; at 10 (and 16) 4.1 M, 12, 0.733 (0.733), half the latency.
+    # CIFAR-10, stm32f746g-disco, 15 min, one invocation (bench_equal_time --run-configs, 2026-12-01):
+    # at 4 the winner had 11.6 M MACs, 7 fine-tune epochs, int8 0.718; at 10 (and 16) 4.1 M, 12, 0.733
+    # (0.733), at half the latency.
     "finetune": {"epochs": 6, "lr": 0.05, "distill": True, "keep_best": True, "min_epochs": 10.0},
     "export": {"io": "int8", "rep_samples": 300, "target": "cmake", "name": "tinynas"},
 }

@@ -147,12 +147,18 @@ def _trainable_macs(ctx: Context, base) -> dict[str, Any] | None:
                             seed=ctx.cfg["run"]["seed"])
     seconds = ctx.clock.allot("supernet") or 0.0  # its share of what is left, as it will get it
     n = len(ctx.bundle.train)
-    epochs = max(sc["min_epochs"], sc["min_images"] / max(n, 1))
+    epochs = _epochs_needed(sc["min_epochs"], sc["min_images"], n)
     cap = cost.max_trainable_macs(seconds, n, epochs)
     ctx.log(f"space: training costs {cost.intercept_s * 1e3:.2f} ms + {cost.per_mac_s * 1e12:.1f} ms per GMAC "
             f"per image here; {epochs:.3g} supernet epochs in {seconds:.0f} s allow "
             f"{cap / 1e6:.1f} M MACs on average")
     return {"max_macs": cap, "supernet_s": round(seconds, 1), "min_epochs": round(epochs, 3), **cost.to_json()}
+
+
+def _epochs_needed(min_epochs: float, min_images: int, n_images: int) -> float:
+    """Passes over the training set a stage must afford: min_epochs, or more on a small set
+    (CIFAR-10 needs epochs, the 1,455 digits need images: space.min_images)."""
+    return max(min_epochs, min_images / max(n_images, 1))
 
 
 def _resolutions(sc: dict[str, Any], hw: tuple[int, int], train_x: Any = None) -> list[tuple[int, int]]:
@@ -190,7 +196,7 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     s = ctx.cfg["search"]
     lat = ctx.cfg["run"]["latency_ms"] or None
     n = len(ctx.bundle.train)
-    epochs = max(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"] / max(n, 1))
+    epochs = _epochs_needed(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"], n)
     macs = search_macs_limit(json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8")),
                              result_value(ctx.results, "supernet", "images_per_s"), _finetune_seconds(ctx), n, epochs)
     if macs is not None:
@@ -224,8 +230,8 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
 
     The winner is trained alone in the fine-tune, so the limit is the most
     MACs that still see `min_epochs` (finetune.min_epochs; the space stage's
-    epochs when None) epochs of the training set in the fine-tune's seconds, at the speed the supernet really trained (the space
-    stage's few-second probe rescaled by minutes of supernet training: a
+    epochs when None) epochs of the training set in the fine-tune's seconds,
+    at the speed the supernet really trained (the space stage's few-second probe rescaled by minutes of supernet training: a
     probe taken during a neighbour's burst once moved the cap five-fold).
     Without those figures it is the space stage's cap. Without any limit the
     winner was the biggest subnet that fits the board (CIFAR-10 at 20 min on

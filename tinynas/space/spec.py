@@ -382,10 +382,10 @@ def space_for_block(block: str | Sequence[str], where: str = "block", **override
     errors name `where` (e.g. "space.block") as the user wrote it.
     """
     types = parse_blocks(block, where)
-    stages = BLOCK_PRESETS[types[0]].get("stages", _default_dict()["stages"])
-    check_block_count(types, len(overrides.get("stages", stages)), where, f"the {types[0]} space")
-    return load_space(None, **{**BLOCK_PRESETS[types[0]], "block": ",".join(types),
-                               "name": "tinynas-" + "-".join(types), **overrides})
+    d = {**_default_dict(), **BLOCK_PRESETS[types[0]], "block": ",".join(types),
+         "name": "tinynas-" + "-".join(types), **overrides}
+    check_block_count(types, len(d["stages"]), where, f"the {types[0]} space")  # before spec_from_dict's own
+    return spec_from_dict(d, source=DEFAULT_SPACE_PATH.name)  # as load_space(None, ...) names it
 
 
 def replace_spec(spec: SpaceSpec, **changes: Any) -> SpaceSpec:
