@@ -31,6 +31,7 @@ def test_precedence_preset_file_cli():
     ({"space": {"block": "mb,res,res,res,res,res,res"}},
      "space.block: 'mb,res,res,res,res,res,res' names 7 block types, but the mb space has 6 stages"),
     ({"finetune": {"min_epochs": 0}}, "finetune.min_epochs must be positive, got 0"),
+    ({"train": {"paths": "fitting"}}, "train.paths must be searchable or all, got 'fitting'"),
 ])
 def test_bad_config_is_one_line(file_cfg, msg):
     with pytest.raises(UserError) as e:
@@ -53,6 +54,10 @@ def test_stage_hash_changes_only_downstream():
     assert stage_hash(c, "space") == stage_hash(a, "space")  # moving the output does not invalidate
     timed = build_config(None, {})  # under a clock the space's trainable-MACs cap follows the budget
     assert stage_hash(timed, "space") != stage_hash(build_config(None, {"run": {"time": "9m"}}), "space")
+    # train.paths = "searchable" trains what the fine-tune can afford, so finetune.min_epochs moves the supernet
+    for paths, moves in (("searchable", True), ("all", False)):
+        x, y = (build_config(None, {"train": {"paths": paths}, "finetune": {"min_epochs": e}}) for e in (10.0, 4.0))
+        assert (stage_hash(x, "supernet") != stage_hash(y, "supernet")) is moves
 
 
 def test_markdown_and_html_from_one_block_list(tmp_path):

@@ -125,6 +125,8 @@ TIMED = """
 [space]
 samples = 60
 widths = [0.2]
+[train]
+paths = "searchable"
 [export]
 rep_samples = 200
 target = "none"
@@ -151,6 +153,8 @@ def test_run_with_a_time_budget_finishes_within_it(tmp_path):
     assert wall - tm["outside_budget_s"] <= 22.0 + STARTUP_S, (wall, tm)
     train = json.loads((out / "supernet" / "train.json").read_text())
     assert train["time"]["planned_steps"] >= 1 and train["config"]["total_steps"] == train["time"]["planned_steps"]
+    assert train["paths"]["max_macs"] > 0 and 0 < train["paths_accepted"] <= 1  # train.paths = "searchable"
+    assert "supernet: training only paths the search may hand back" in r.stderr
     assert "## Time" in (out / "report.md").read_text()
     assert 'time = "20s"' in (out / "run.toml").read_text()
 

@@ -125,7 +125,9 @@ def test_search_macs_limit_uses_the_supernets_measured_speed():
     limit = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000)
     assert abs(1 / true.images_per_s(limit) - 600.0 / (2.0 * 40_000)) < 1e-9  # 2 epochs fit, exactly
     assert limit < probe.max_trainable_macs(600.0, 40_000, 2.0) / 1.5
-    assert search_macs_limit(space, None, 600.0, 40_000) == 30e6  # nothing measured: the space cap
+    assert search_macs_limit(space, None, None, 40_000) == 30e6  # no fine-tune seconds: the space cap
+    forecast = search_macs_limit(space, None, 600.0, 40_000)  # before the supernet ran: the probe's speed
+    assert forecast == probe.max_trainable_macs(600.0, 40_000, 2.0)
     three = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000, min_epochs=3.0)
     assert abs(1 / true.images_per_s(three) - 600.0 / (3.0 * 40_000)) < 1e-9  # finetune.min_epochs, not the space's
 

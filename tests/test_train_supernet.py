@@ -231,3 +231,42 @@ def test_warmup_then_cosine_schedule():
     assert cosine_lr(0, 10, 1.0) == 1.0  # no warm-up: the old schedule
     ends = [cosine_lr(s, 10, 1.0, warmup_steps=4, end_lr=0.3) for s in range(11)]
     assert ends[:4] == lrs[:4] and ends[10] == pytest.approx(0.3) and min(ends[4:]) == pytest.approx(0.3)
+
+
+def _depth_filter(spec, most: int):
+    """Paths of at most `most` blocks in all: a stand-in for the pipeline's board/MACs limits."""
+    from tinynas.space.arch import genome_layout
+
+    n = len(spec.stages)
+    depth = np.asarray(spec.depths)
+
+    def blocks(g):
+        return depth[np.asarray(g)[:, :n]].sum(axis=1)
+    assert genome_layout(spec).length > n
+    return spos.PathFilter(lambda g: blocks(g) <= most, blocks, {"max_blocks": most})
+
+
+def test_path_filter_trains_only_accepted_paths(npz, tmp_path):
+    """train.paths = "searchable": every sampled path passes the filter; the health check scores the
+    largest accepted path; a resume under other limits is refused; no accepted path is one line."""
+    from tinynas.space.arch import encode
+    from tinynas.supernet import Supernet
+
+    bundle = load_dataset(npz, val_fraction=0.2)
+    spec = load_space(None, input_channels=3, resolution=[12, 12], num_classes=4, width_mult=0.2)
+    most = len(spec.stages) * min(spec.depths) + 1
+    filt = _depth_filter(spec, most)
+    step = spos.SposStep(Supernet(spec), spec, bundle, 4, 0.1, paths=filt)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        _, archs = step.sample(rng)
+        assert all(sum(len(s["blocks"]) for s in a["stages"]) <= most for a in archs)
+    share, top = filt.probe(spec, np.random.default_rng(1))
+    assert 0 < share < 1 and filt.size(top[None])[0] == most
+    s = _api_run(npz, tmp_path / "f", paths=filt)
+    assert s["paths"] == {"max_blocks": most} and 0 < s["paths_accepted"] < 1
+    with pytest.raises(UserError, match="paths"):
+        _api_run(npz, tmp_path / "f", resume=True, paths=_depth_filter(spec, most + 1))
+    with pytest.raises(UserError, match='train.paths = "all"'):
+        _api_run(npz, tmp_path / "none", paths=spos.PathFilter(lambda g: np.zeros(len(g), bool), len, {}))
+    assert encode(spec, step.sample(rng)[1][0]).shape == top.shape

@@ -49,8 +49,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "min_epochs": 4.0, "min_images": 12000, "max_resize_loss": 0.02},
     # end_lr: where the supernet's cosine stops; 0 anneals it fully, > 0 leaves the decay for the fine-tune
     # to continue (set finetune.lr to the same value for one unbroken schedule).
+    # paths: "searchable" trains only paths the search may hand back (fit the board and run.latency_ms;
+    # under a time budget within 1.25 x the MACs the fine-tune can train), "all" the whole space.
     "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "paths_per_step": 1, "sampling": "uniform",
-              "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0},
+              "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0, "paths": "all"},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 1000,
                "prefer": "efficient", "tie_z": 1.0},
     # finetune.lr: the winner's inherited weights still want the supernet's peak rate. On the CIFAR-10
@@ -82,6 +84,7 @@ TIMED_STAGES = ("supernet", "search", "finetune")  # the stages the clock sizes;
 COUNTS: dict[str, tuple[str, str]] = {"supernet": ("train", "epochs"), "search": ("search", "candidates"),
                                       "finetune": ("finetune", "epochs")}
 LEVELS = ("preset", "file", "command line")
+PATH_SETS = ("searchable", "all")  # train.paths
 
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "space": ("space",), "supernet": ("train",), "search": ("search",),
@@ -199,6 +202,8 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
         raise UserError(f"train.sampling must be uniform or sandwich, got {cfg['train']['sampling']!r}")
     if cfg["train"]["sampling"] == "sandwich" and cfg["train"]["paths_per_step"] < 2:
         raise UserError("train.sampling = \"sandwich\" needs train.paths_per_step >= 2")
+    if cfg["train"]["paths"] not in PATH_SETS:
+        raise UserError(f"train.paths must be {' or '.join(PATH_SETS)}, got {cfg['train']['paths']!r}")
     if not 0 <= cfg["train"]["end_lr"] < cfg["train"]["lr"]:
         raise UserError(f"train.end_lr must be >= 0 and below train.lr ({cfg['train']['lr']:g}), "
                         f"got {cfg['train']['end_lr']}")
@@ -250,6 +255,9 @@ def stage_hash(cfg: Mapping[str, Mapping[str, Any]], stage: str, upstream: str =
         own["time"] = {"total_s": total, **cfg["time"]}
     if stage == "space" and total is not None:  # the trainable-MACs cap follows the supernet's time
         own["time"] = {"total_s": total, "supernet": cfg["time"]["supernet"]}
+    if stage == "supernet" and cfg["train"]["paths"] == "searchable":  # which paths it trains follows these
+        own["searchable"] = {"finetune_min_epochs": cfg["finetune"]["min_epochs"],
+                             "min_images": cfg["space"]["min_images"]}
     blob = json.dumps({"run": run, "own": own, "up": upstream}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

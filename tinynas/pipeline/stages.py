@@ -31,6 +31,7 @@ import numpy as np
 
 from ..boards import Board
 from .. import rundir as rd
+from ..costmodel import CostModel
 from ..checkpoint import load_torch
 from ..atomic import write_json, write_text
 from ..data.resize_loss import resize_loss
@@ -45,13 +46,17 @@ from ..spaceopt import check_widths, default_resolutions, optimize_space, plot_f
 from ..tflite_reader import read_tflite
 from ..tflm_measure import measure_arena
 from ..timebudget import Deadline, allot
-from ..train import finetune, train_supernet
+from ..train import PathFilter, finetune, train_supernet
 from ..train.probe import TrainCost, probe_train_cost
 from .config import TIMED_STAGES, stage_hash
 from .records import Records, StageRecord, result_value
 from .report import plot_latency
 
 ALL_RANKS = {"supernet", "search"}
+# train.paths = "searchable": the supernet trains paths up to this many times the fine-tune's MACs limit
+# as forecast before it starts; the search recomputes the limit from the supernet's measured speed,
+# which may land above the forecast, and never goes past what the supernet trained.
+PATHS_SLACK = 1.25
 ON_THE_CLOCK = {"space", *TIMED_STAGES}  # export and profile run after the budget
 
 
@@ -81,6 +86,13 @@ class RunClock:
         if self.deadline is None:
             return None
         return max(allot(self.deadline.remaining(), self.shares, stage, TIMED_STAGES), 1e-3)
+
+    def forecast(self, stage: str, first: str) -> float | None:
+        """Seconds `stage` will get if every timed stage from `first` on spends exactly its share."""
+        if self.deadline is None:
+            return None
+        later = TIMED_STAGES[TIMED_STAGES.index(first):]
+        return self.deadline.remaining() * self.shares[stage] / sum(self.shares[s] for s in later)
 
     def charge(self, seconds: float) -> None:
         """Take a stage finished in an earlier invocation off what is left."""
@@ -184,12 +196,39 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
     # sampling the space stage's whole resolution grid spent 2 of 3 steps elsewhere.
     spec = replace_spec(load_space(rd.RunDir(ctx.out).space_json), resolutions=[])
     t = ctx.cfg["train"]
+    paths = _searchable_paths(ctx, spec) if t["paths"] == "searchable" else None
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
                              lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
                              resume=True, progress=ctx.rank == 0, sampling=t["sampling"],
                              warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], end_lr=t["end_lr"],
-                             time_budget_s=ctx.allotted.get("supernet"))
-    return {"supernet_dir": str(d), **_scalars(summary)}
+                             time_budget_s=ctx.allotted.get("supernet"), paths=paths)
+    limit = None if paths is None else paths.record.get("max_macs")
+    return {"supernet_dir": str(d), **_scalars(summary), **({} if limit is None else {"paths_max_macs": limit})}
+
+
+def _searchable_paths(ctx: Context, spec) -> PathFilter:
+    """Only paths the search may hand back: they fit the board (and run.latency_ms), and under a
+    time budget stay within PATHS_SLACK x the MACs the fine-tune can train (forecast from the
+    space stage's probe and the shares, before the supernet has measured its own speed)."""
+    cm = CostModel(spec, ctx.board)
+    lat = ctx.cfg["run"]["latency_ms"] or None
+    n = len(ctx.bundle.train)
+    epochs = _epochs_needed(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"], n)
+    space = json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8"))
+    forecast = search_macs_limit(space, None, ctx.clock.forecast("finetune", "supernet"), n, epochs)
+    macs = None if forecast is None else PATHS_SLACK * forecast
+
+    def accept(g: np.ndarray) -> np.ndarray:
+        c = cm.evaluate(g)
+        bad = cm.constraint_masks(c, lat)
+        ok = ~(bad["sram"] | bad["flash"] | bad["latency"])
+        return ok if macs is None else ok & (np.asarray(c.macs) <= macs)
+
+    record = {"board": ctx.board.id, "latency_ms": lat, "max_macs": None if macs is None else round(macs)}
+    ctx.log("supernet: training only paths the search may hand back (fit the board"
+            + ("" if lat is None else f", {lat:g} ms") + ("" if macs is None else f", <= {macs / 1e6:.1f} M MACs: "
+            f"{PATHS_SLACK:g} x what the fine-tune can train for {epochs:.3g} epochs, as forecast") + ")")
+    return PathFilter(accept, lambda g: np.asarray(cm.evaluate(g).macs), record)
 
 
 def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
@@ -202,6 +241,10 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     if macs is not None:
         ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the fine-tune could not train them "
                 f"for {epochs:.3g} epochs in its share: finetune.min_epochs, space.min_images)")
+    trained = result_value(ctx.results, "supernet", "paths_max_macs")
+    if trained is not None and (macs is None or trained < macs):
+        macs = float(trained)
+        ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the supernet trained no bigger paths)")
     res = run_search(ctx.out / "supernet", ctx.board, d, strategy=s["strategy"], budget=s["candidates"],
                      seed=ctx.cfg["run"]["seed"], latency_ms=lat, calib_images=s["calib_images"],
                      proxy_images=s["proxy_images"] or None, bundle=ctx.bundle, progress=ctx.rank == 0,
@@ -230,10 +273,12 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
 
     The winner is trained alone in the fine-tune, so the limit is the most
     MACs that still see `min_epochs` (finetune.min_epochs; the space stage's
-    epochs when None) epochs of the training set in the fine-tune's seconds,
-    at the speed the supernet really trained (the space stage's few-second probe rescaled by minutes of supernet training: a
-    probe taken during a neighbour's burst once moved the cap five-fold).
-    Without those figures it is the space stage's cap. Without any limit the
+    epochs when None) epochs of the training set in the fine-tune's seconds:
+    at the speed the supernet really trained when it is given (the space
+    stage's few-second probe rescaled by minutes of supernet training: a probe
+    taken during a neighbour's burst once moved the cap five-fold), else at
+    the probe's (a forecast, before the supernet has run). Without the
+    fine-tune's seconds it is the space stage's cap. Without any limit the
     winner was the biggest subnet that fits the board (CIFAR-10 at 20 min on
     stm32f746g-disco: 25.4 M MACs against a cap of 8.9 M; it lost to
     ResNet-8). The limit never drops below the chosen space's 10th
@@ -245,8 +290,10 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
     row = next((r for r in space["table"] if r["width_mult"] == space["chosen"]["width_mult"]
                 and list(r["resolution"]) == list(space["chosen"]["resolution"])), None) or {}
     cap = tc["max_macs"]
-    if measured_images_per_s and finetune_s is not None and row.get("macs_mean") and n_images:
-        cost = TrainCost.from_json(tc).rescaled(row["macs_mean"], measured_images_per_s)
+    if finetune_s is not None and n_images:
+        cost = TrainCost.from_json(tc)
+        if measured_images_per_s and row.get("macs_mean"):
+            cost = cost.rescaled(row["macs_mean"], measured_images_per_s)
         cap = cost.max_trainable_macs(finetune_s, n_images, tc["min_epochs"] if min_epochs is None else min_epochs)
     return float(max(cap, row.get("macs_p10") or 0.0))
 

@@ -7,6 +7,6 @@ import as `from tinynas.train.finetune import ...`.)
 """
 
 from .finetune import finetune, train_arch
-from .spos import train_supernet
+from .spos import PathFilter, train_supernet
 
-__all__ = ["finetune", "train_arch", "train_supernet"]
+__all__ = ["PathFilter", "finetune", "train_arch", "train_supernet"]

@@ -18,8 +18,9 @@ import dataclasses
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -56,6 +57,48 @@ def check_data_fits(spec: SpaceSpec, bundle) -> None:
 
 
 SAMPLINGS = ("uniform", "sandwich")
+FILTER_PROBE = 4096  # genomes drawn once to measure the accepted share and find the largest accepted path
+FILTER_ROUNDS = 200  # draws of a batch before a step gives up on the filter (never hangs)
+
+
+@dataclass
+class PathFilter:
+    """Which randomly drawn paths the supernet trains; the rest are drawn again.
+
+    `accept` maps canonical genomes (n, L) to a bool mask, `size` to a number
+    that orders them (MACs); `record` says what the limits are, for train.json
+    and for refusing a resume under other limits. The pipeline passes the
+    search's own constraints (board fit, and under a time budget the MACs the
+    fine-tune can train): uniform SPOS otherwise spends most steps on paths the
+    search may never hand back.
+    """
+
+    accept: Callable[[np.ndarray], np.ndarray]
+    size: Callable[[np.ndarray], np.ndarray]
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def draw(self, spec: SpaceSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n accepted genomes, each uniform over the accepted set (rejection sampling)."""
+        kept: list[np.ndarray] = []
+        got = 0
+        for _ in range(FILTER_ROUNDS):
+            g = sample_genomes(spec, max(32, 4 * n), rng)
+            g = g[np.asarray(self.accept(g), bool)]
+            kept.append(g)
+            got += len(g)
+            if got >= n:
+                return np.concatenate(kept)[:n]
+        raise UserError(f"supernet: no path within {self.record} in {FILTER_ROUNDS} draws; "
+                        "set train.paths = \"all\" to train the whole space")
+
+    def probe(self, spec: SpaceSpec, rng: np.random.Generator) -> tuple[float, np.ndarray | None]:
+        """The accepted share of uniform draws, and the largest accepted genome (None when none is)."""
+        g = sample_genomes(spec, FILTER_PROBE, rng)
+        ok = np.asarray(self.accept(g), bool)
+        if not ok.any():
+            return 0.0, None
+        sizes = np.asarray(self.size(g[ok]))
+        return float(ok.mean()), g[ok][int(np.argmax(sizes))]
 
 
 class SposStep:
@@ -69,12 +112,12 @@ class SposStep:
     """
 
     def __init__(self, sn: Supernet, spec: SpaceSpec, bundle, paths_per_step: int, label_smoothing: float,
-                 sampling: str = "uniform") -> None:
+                 sampling: str = "uniform", paths: PathFilter | None = None) -> None:
         if sampling not in SAMPLINGS:
             raise UserError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
         if sampling == "sandwich" and paths_per_step < 2:
             raise UserError(f"sampling 'sandwich' needs {option('paths_per_step')} >= 2 (largest + smallest, then random)")
-        self.sn, self.k, self.ls, self.sampling = sn, paths_per_step, label_smoothing, sampling
+        self.sn, self.k, self.ls, self.sampling, self.paths = sn, paths_per_step, label_smoothing, sampling, paths
         self.native = tuple(bundle.input_shape[1:])
         self.resize = bundle.preprocessing["resize"]
         self.grid = [tuple(r) for r in spec.resolution_grid]
@@ -84,9 +127,12 @@ class SposStep:
         res = self.grid[int(rng.integers(len(self.grid)))] if len(self.grid) > 1 else self.grid[0]
         spec = self.specs[res]
         if self.sampling == "sandwich":
-            rand = [decode(spec, g) for g in sample_genomes(spec, self.k - 2, rng)] if self.k > 2 else []
+            rand = [decode(spec, g) for g in self._draw(spec, self.k - 2, rng)] if self.k > 2 else []
             return res, [largest_arch(spec), smallest_arch(spec), *rand]
-        return res, [decode(spec, g) for g in sample_genomes(spec, self.k, rng)]
+        return res, [decode(spec, g) for g in self._draw(spec, self.k, rng)]
+
+    def _draw(self, spec: SpaceSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+        return sample_genomes(spec, n, rng) if self.paths is None else self.paths.draw(spec, n, rng)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> StepResult:
         res, archs = self.sample(rng)
@@ -134,14 +180,15 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> bool:
     return False
 
 
-def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: bool) -> dict:
-    """Validation top-1 of the largest and smallest paths, BN recalibrated: a supernet health check."""
+def _final_eval(sn: Supernet, spec: SpaceSpec, bundle, calib_images: int, say: bool,
+                largest: dict | None = None) -> dict:
+    """Validation top-1 of the largest (trained) and smallest paths, BN recalibrated: a supernet health check."""
     if say:
         print(f"supernet: scoring the largest and smallest paths on {len(bundle.val)} validation images",
               file=sys.stderr, flush=True)
     ev = SupernetEvaluator(sn, bundle, calib_images=calib_images, split="val")
     t0 = time.perf_counter()
-    acc = ev([sn.largest(), smallest_arch(spec)])
+    acc = ev([sn.largest() if largest is None else largest, smallest_arch(spec)])
     return {"largest_acc": round(float(acc[0]), 5), "smallest_acc": round(float(acc[1]), 5),
             "calib_images": calib_images, "wall_s": round(time.perf_counter() - t0, 2)}
 
@@ -215,13 +262,15 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
                    final_eval: bool = True, calib_images: int = 500, warmup_epochs: float = 0.0,
                    nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True,
                    time_budget_s: float | None = None, end_lr: float = 0.0,
-                   total_steps: int | None = None) -> dict:
+                   total_steps: int | None = None, paths: PathFilter | None = None) -> dict:
     """Train a SPOS supernet over `spec` on `bundle`, writing DIR as described in the module doc.
 
     `end_lr` > 0 stops the cosine there instead of at zero, for a fine-tune
     that continues the same decay from that learning rate. `total_steps`
     (without a time budget) ends the schedule at exactly that step, the last
-    epoch partial, for comparisons at equal steps.
+    epoch partial, for comparisons at equal steps. `paths` restricts the
+    sampled paths (see PathFilter); the final check then scores the largest
+    accepted path instead of the space's largest, which it never trained.
 
     With `time_budget_s` the step count is planned (`epochs` is ignored): a few
     probe steps measure throughput, the cosine schedule spans the steps that
@@ -256,18 +305,24 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
         zero_init_residual(sn)
     sn.to(ctx.device, memory_format=torch.channels_last)  # see tinynas.train.loop
     opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-    run_keys = {"paths_per_step": paths_per_step, "sampling": sampling, "zero_init": zero_init}
+    run_keys = {"paths_per_step": paths_per_step, "sampling": sampling, "zero_init": zero_init,
+                "paths": None if paths is None else paths.record}
+    share, top = paths.probe(spec, np.random.default_rng([seed, 7])) if paths is not None else (1.0, None)
+    if paths is not None and top is None:
+        raise UserError(f"supernet: none of {FILTER_PROBE} random paths is within {paths.record}; "
+                        "set train.paths = \"all\" to train the whole space")
     ck = _load_checkpoint(out) if resume else None
     budget = _budget(time_budget_s, ck)
     if budget is not None and ck is not None and budget.planned_steps:
         cfg = dataclasses.replace(cfg, epochs=ck["config"]["epochs"], total_steps=budget.planned_steps)
     start, history = _resume(ck, out, sn, opt, cfg, spec, run_keys, data_meta) if ck is not None else (0, [])
     run_info = {**run_keys, "world_size": world, "n_train": len(bundle.train),
-                "n_val": len(bundle.val)}
+                "n_val": len(bundle.val), "paths_accepted": round(share, 4)}
     if ctx.is_main:
         write_json(out / rd.SPACE_JSON, spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
-    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing, sampling),
+    trainer = Trainer(sn, opt, bundle, cfg, ctx, SposStep(sn, spec, bundle, paths_per_step, label_smoothing, sampling,
+                                                                   paths),
                       progress=progress, desc="supernet")
     run_info.update(batch_size=trainer.plan.batch_size, steps_per_epoch=trainer.plan.steps)
     stop = None
@@ -285,7 +340,8 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
         raise NonFiniteLoss(f"{e}; {kept}; lower {option('lr')} and start over with {option('force')}") from None
     final = None
     if final_eval and len(bundle.val):
-        final = _final_eval(sn, spec, bundle, calib_images, progress and ctx.is_main)
+        final = _final_eval(sn, spec, bundle, calib_images, progress and ctx.is_main,
+                            None if top is None else decode(spec, top))
     summary = writer.write_summary(history, final) if ctx.is_main else {"history": history, "final_eval": final}
     barrier()
     return summary
