@@ -128,6 +128,10 @@ def test_search_macs_limit_uses_the_supernets_measured_speed():
     assert search_macs_limit(space, None, None, 40_000) == 30e6  # no fine-tune seconds: the space cap
     forecast = search_macs_limit(space, None, 600.0, 40_000)  # before the supernet ran: the probe's speed
     assert forecast == probe.max_trainable_macs(600.0, 40_000, 2.0)
+    # a supernet that trained only paths of 10 M MACs on average measured their speed, not the space's
+    small = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000, trained_macs_mean=10e6)
+    assert abs(1 / probe.rescaled(10e6, 1 / 6e-3).images_per_s(small) - 600.0 / (2.0 * 40_000)) < 1e-9
+    assert small < limit
     three = search_macs_limit(space, 1 / 6e-3, finetune_s=600.0, n_images=40_000, min_epochs=3.0)
     assert abs(1 / true.images_per_s(three) - 600.0 / (3.0 * 40_000)) < 1e-9  # finetune.min_epochs, not the space's
 

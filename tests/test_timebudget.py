@@ -177,3 +177,13 @@ def test_a_search_stops_when_told_and_keeps_what_it_evaluated():
     assert 13 <= len(r["history"]) <= 14 and r["best"] is not None
     ar = Archive(Problem(spec, cm, acc), budget=5, strategy="t", stop=lambda: True)
     assert ar.remaining == 5 and not ar.stopped  # nothing evaluated yet: the first chunk always runs
+
+
+def test_run_clock_forecasts_a_later_stages_seconds():
+    """Before the supernet runs, the fine-tune's seconds are its share of what is left among the timed stages."""
+    from tinynas.pipeline.stages import RunClock
+
+    clock = RunClock.start(100.0, {"supernet": 0.25, "search": 0.1, "finetune": 0.65})
+    assert abs(clock.forecast("finetune", "supernet") - 65.0) < 0.5
+    assert abs(clock.forecast("finetune", "search") - 100.0 * 0.65 / 0.75) < 0.5
+    assert RunClock(None, {}).forecast("finetune", "supernet") is None

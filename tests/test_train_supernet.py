@@ -261,8 +261,8 @@ def test_path_filter_trains_only_accepted_paths(npz, tmp_path):
     for _ in range(5):
         _, archs = step.sample(rng)
         assert all(sum(len(s["blocks"]) for s in a["stages"]) <= most for a in archs)
-    share, top = filt.probe(spec, np.random.default_rng(1))
-    assert 0 < share < 1 and filt.size(top[None])[0] == most
+    seen, top = filt.probe(spec, np.random.default_rng(1))
+    assert 0 < seen["paths_accepted"] < 1 and filt.macs(top[None])[0] == most >= seen["paths_macs_mean"]
     s = _api_run(npz, tmp_path / "f", paths=filt)
     assert s["paths"] == {"max_blocks": most} and 0 < s["paths_accepted"] < 1
     with pytest.raises(UserError, match="paths"):

@@ -237,7 +237,8 @@ def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
     n = len(ctx.bundle.train)
     epochs = _epochs_needed(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"], n)
     macs = search_macs_limit(json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8")),
-                             result_value(ctx.results, "supernet", "images_per_s"), _finetune_seconds(ctx), n, epochs)
+                             result_value(ctx.results, "supernet", "images_per_s"), _finetune_seconds(ctx), n, epochs,
+                             trained_macs_mean=result_value(ctx.results, "supernet", "paths_macs_mean"))
     if macs is not None:
         ctx.log(f"search: subnets over {macs / 1e6:.1f} M MACs are out (the fine-tune could not train them "
                 f"for {epochs:.3g} epochs in its share: finetune.min_epochs, space.min_images)")
@@ -268,7 +269,7 @@ def _finetune_seconds(ctx: Context) -> float | None:
 
 def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None = None,
                       finetune_s: float | None = None, n_images: int = 0,
-                      min_epochs: float | None = None) -> float | None:
+                      min_epochs: float | None = None, trained_macs_mean: float | None = None) -> float | None:
     """The most MACs the winner may have under a time budget (None without one).
 
     The winner is trained alone in the fine-tune, so the limit is the most
@@ -277,7 +278,11 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
     at the speed the supernet really trained when it is given (the space
     stage's few-second probe rescaled by minutes of supernet training: a probe
     taken during a neighbour's burst once moved the cap five-fold), else at
-    the probe's (a forecast, before the supernet has run). Without the
+    the probe's (a forecast, before the supernet has run). The measured speed
+    is that of paths averaging `trained_macs_mean` MACs when the supernet
+    trained only some (train.paths = "searchable"), else the space's mean:
+    taking the smaller paths' speed for the space's mean once doubled the
+    limit (12.8 M MACs against 6.5 M). Without the
     fine-tune's seconds it is the space stage's cap. Without any limit the
     winner was the biggest subnet that fits the board (CIFAR-10 at 20 min on
     stm32f746g-disco: 25.4 M MACs against a cap of 8.9 M; it lost to
@@ -292,8 +297,9 @@ def search_macs_limit(space: dict[str, Any], measured_images_per_s: float | None
     cap = tc["max_macs"]
     if finetune_s is not None and n_images:
         cost = TrainCost.from_json(tc)
-        if measured_images_per_s and row.get("macs_mean"):
-            cost = cost.rescaled(row["macs_mean"], measured_images_per_s)
+        mean = trained_macs_mean or row.get("macs_mean")
+        if measured_images_per_s and mean:
+            cost = cost.rescaled(mean, measured_images_per_s)
         cap = cost.max_trainable_macs(finetune_s, n_images, tc["min_epochs"] if min_epochs is None else min_epochs)
     return float(max(cap, row.get("macs_p10") or 0.0))
 

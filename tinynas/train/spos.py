@@ -65,8 +65,9 @@ FILTER_ROUNDS = 200  # draws of a batch before a step gives up on the filter (ne
 class PathFilter:
     """Which randomly drawn paths the supernet trains; the rest are drawn again.
 
-    `accept` maps canonical genomes (n, L) to a bool mask, `size` to a number
-    that orders them (MACs); `record` says what the limits are, for train.json
+    `accept` maps canonical genomes (n, L) to a bool mask, `macs` to their
+    MACs (the largest accepted path is the health check's, and the accepted
+    paths' mean MACs say what the measured speed was the speed of); `record` says what the limits are, for train.json
     and for refusing a resume under other limits. The pipeline passes the
     search's own constraints (board fit, and under a time budget the MACs the
     fine-tune can train): uniform SPOS otherwise spends most steps on paths the
@@ -74,7 +75,7 @@ class PathFilter:
     """
 
     accept: Callable[[np.ndarray], np.ndarray]
-    size: Callable[[np.ndarray], np.ndarray]
+    macs: Callable[[np.ndarray], np.ndarray]
     record: dict[str, Any] = field(default_factory=dict)
 
     def draw(self, spec: SpaceSpec, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,14 +92,16 @@ class PathFilter:
         raise UserError(f"supernet: no path within {self.record} in {FILTER_ROUNDS} draws; "
                         "set train.paths = \"all\" to train the whole space")
 
-    def probe(self, spec: SpaceSpec, rng: np.random.Generator) -> tuple[float, np.ndarray | None]:
-        """The accepted share of uniform draws, and the largest accepted genome (None when none is)."""
+    def probe(self, spec: SpaceSpec, rng: np.random.Generator) -> tuple[dict[str, float], np.ndarray | None]:
+        """The accepted share of uniform draws and their mean MACs, and the largest accepted genome
+        (None when none is)."""
         g = sample_genomes(spec, FILTER_PROBE, rng)
         ok = np.asarray(self.accept(g), bool)
         if not ok.any():
-            return 0.0, None
-        sizes = np.asarray(self.size(g[ok]))
-        return float(ok.mean()), g[ok][int(np.argmax(sizes))]
+            return {"paths_accepted": 0.0}, None
+        macs = np.asarray(self.macs(g[ok]), np.float64)
+        return ({"paths_accepted": round(float(ok.mean()), 4), "paths_macs_mean": round(float(macs.mean()))},
+                g[ok][int(np.argmax(macs))])
 
 
 class SposStep:
@@ -307,7 +310,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
     opt = MaskedSGD(sn.named_parameters(), momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     run_keys = {"paths_per_step": paths_per_step, "sampling": sampling, "zero_init": zero_init,
                 "paths": None if paths is None else paths.record}
-    share, top = paths.probe(spec, np.random.default_rng([seed, 7])) if paths is not None else (1.0, None)
+    accepted, top = paths.probe(spec, np.random.default_rng([seed, 7])) if paths is not None else ({}, None)
     if paths is not None and top is None:
         raise UserError(f"supernet: none of {FILTER_PROBE} random paths is within {paths.record}; "
                         "set train.paths = \"all\" to train the whole space")
@@ -317,7 +320,7 @@ def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_di
         cfg = dataclasses.replace(cfg, epochs=ck["config"]["epochs"], total_steps=budget.planned_steps)
     start, history = _resume(ck, out, sn, opt, cfg, spec, run_keys, data_meta) if ck is not None else (0, [])
     run_info = {**run_keys, "world_size": world, "n_train": len(bundle.train),
-                "n_val": len(bundle.val), "paths_accepted": round(share, 4)}
+                "n_val": len(bundle.val), **accepted}
     if ctx.is_main:
         write_json(out / rd.SPACE_JSON, spec.to_dict())
         write_json(out / "data.json", dict(data_meta))
