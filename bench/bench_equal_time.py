@@ -1,7 +1,8 @@
 """Head to head at equal CPU time: `tinynas run --time T` against hand-designed baselines.
 
-In one invocation, one after another (never side by side: they would share
-the cores and each would get an unknown part of T), as a user would type them:
+In one invocation, one after another (by default never side by side: they
+would share the cores and each would get an unknown part of T), as a user
+would type them:
 
     tinynas run --data D --board B --time T --out OUT/run
     tinynas baseline resnet8 --data D --board B --time T --out OUT/resnet8   (and dscnn, mobilenetv2)
@@ -10,6 +11,14 @@ and, with `--run-blocks fused,mb ...`, one more `tinynas run --block fused,mb` e
 of other block types meet the same baselines in the same invocation; with `--run-configs
 A.toml ...`, one more `tinynas run --config A.toml` each (in place of --config), so a change of
 recipe is judged against the default run and the baselines in one invocation.
+
+`--side-by-side 2` runs the contestants two at a time (each at OMP_NUM_THREADS,
+1 by default, so each has a core): for A/B of recipes on a machine whose speed
+drifts by the hour. One after another, a 20 min CIFAR-10 run's fine-tune read
+770 images/s and the next contestant's 1,005 (2026-12-02): that drift, not the
+recipe, can decide a comparison. Side by side both contestants see the same
+hour; each runs slower than alone (they share memory bandwidth), so absolute
+figures from such an invocation are not comparable with one-after-another ones.
 
 Every command trains on the same split (same seed, val fraction or
 --val-count, holdout) and is scored by the same export stage: int8 top-1 in
@@ -34,6 +43,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tinynas.atomic import write_json
@@ -146,7 +156,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int)
     p.add_argument("--config", help="a run.toml for every contestant (same split and recipe)")
     p.add_argument("--out", default="runs/equal_time")
+    p.add_argument("--side-by-side", type=int, default=1, metavar="N",
+                   help="contestants at a time (default 1; 2 for A/B of recipes on a drifting machine, see above)")
     args = p.parse_args(argv)
+    if not 1 <= args.side_by_side <= (os.cpu_count() or 1):
+        raise UserError(f"--side-by-side must be between 1 and the {os.cpu_count()} cores here, got {args.side_by_side}")
     args.budget_s = parse_duration(args.time)
     args.names = [n for n in args.baselines.split(",") if n]
     bad = [n for n in args.names if n not in NAMES]
@@ -173,13 +187,14 @@ def main(argv: list[str]) -> int:
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     names = ["run", *(f"run:{b}" for b in args.run_blocks), *args.run_configs, *args.names]
-    rows = [contest(name, args, root) for name in names]
+    with ThreadPoolExecutor(args.side_by_side) as pool:  # threads only wait on the contestants' processes
+        rows = list(pool.map(lambda name: contest(name, args, root), names))
     fitting = [r for r in rows if not is_run(r["model"]) and r.get("fits") and "accuracy_int8" in r]
     # With no fitting baseline scored there is nothing to beat: null, not a vacuous true.
     beats = {r["model"]: all(r["accuracy_int8"] >= b["accuracy_int8"] for b in fitting) if fitting else None
              for r in rows if is_run(r["model"]) and "accuracy_int8" in r}
     result = {"data": args.data, "board": board.id, "time": args.time, "budget_s": args.budget_s,
-              "val_count": args.val_count or None, "rows": rows,
+              "val_count": args.val_count or None, "side_by_side": args.side_by_side, "rows": rows,
               "run_beats_every_fitting_baseline": beats.get("run"),
               "beats_every_fitting_baseline": beats,
               "budget_overshoot": {r["model"]: round(r["budgeted_wall_s"] / args.budget_s - 1, 3)
