@@ -68,7 +68,7 @@ def test_shares_of_what_is_left_roll_unused_time_over():
 @pytest.mark.parametrize("over, msg", [
     ({"time": {"supernet": 1.0}}, "time.supernet must be a share between 0 and 1"),
     ({"time": {"search": 0.0}}, "time.search must be a share"),
-    ({"time": {"supernet": 0.15}}, "must add up to 1, got 0.9"),
+    ({"time": {"supernet": 0.05}}, "must add up to 1, got 0.9"),
     ({"run": {"time": "ten"}}, "not a duration"),
     ({"run": {"time": "-1m"}}, "not a duration"),
 ])
