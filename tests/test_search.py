@@ -282,3 +282,21 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(task):
         search(spec, cm, SyntheticAccuracy(spec), budget=5, latency_weight=-0.07)
     assert "latency_weight needs latency_ms T" in str(e.value)
     assert "--latency-weight needs --latency-ms T" in e.value.for_cli()
+
+
+def test_an_interrupted_supernet_resumes_under_its_own_paths_limit(tmp_path):
+    """A resumed run re-forecasts from less time; the supernet must keep the limit its checkpoint has."""
+    import json
+
+    from tinynas.boards import load_board
+    from tinynas.pipeline.stages import Context, _resumed_paths_macs
+
+    board = load_board("stm32f746g-disco")
+    ctx = Context(cfg={}, out=tmp_path, board=board, bundle=None, meta={})
+    assert _resumed_paths_macs(ctx, None) is None  # nothing to resume
+    d = tmp_path / "supernet"
+    d.mkdir()
+    (d / "checkpoint.pt").write_bytes(b"x")
+    (d / "train.json").write_text(json.dumps({"paths": {"board": board.id, "latency_ms": None, "max_macs": 8157584}}))
+    assert _resumed_paths_macs(ctx, None) == 8157584.0
+    assert _resumed_paths_macs(ctx, 50.0) is None  # another latency limit: another filter, no resume

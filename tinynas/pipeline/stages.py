@@ -216,7 +216,9 @@ def _searchable_paths(ctx: Context, spec) -> PathFilter:
     epochs = _epochs_needed(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"], n)
     space = json.loads(rd.RunDir(ctx.out).space_json.read_text(encoding="utf-8"))
     forecast = search_macs_limit(space, None, ctx.clock.forecast("finetune", "supernet"), n, epochs)
-    macs = None if forecast is None else PATHS_SLACK * forecast
+    macs = _resumed_paths_macs(ctx, lat)
+    if macs is None and forecast is not None:
+        macs = PATHS_SLACK * forecast
 
     def accept(g: np.ndarray) -> np.ndarray:
         c = cm.evaluate(g)
@@ -229,6 +231,23 @@ def _searchable_paths(ctx: Context, spec) -> PathFilter:
             + ("" if lat is None else f", {lat:g} ms") + ("" if macs is None else f", <= {macs / 1e6:.1f} M MACs: "
             f"{PATHS_SLACK:g} x what the fine-tune can train for {epochs:.3g} epochs, as forecast") + ")")
     return PathFilter(accept, lambda g: np.asarray(cm.evaluate(g).macs), record)
+
+
+def _resumed_paths_macs(ctx: Context, lat: float | None) -> float | None:
+    """The MACs limit an interrupted supernet trained under, so that it resumes under the same one.
+
+    A fresh forecast from what is left of the clock would differ, and the
+    checkpoint (rightly) refuses to resume under other limits.
+    """
+    d = ctx.stage_dir("supernet")
+    if not (d / rd.CHECKPOINT).is_file():
+        return None
+    try:
+        prev = json.loads((d / rd.TRAIN_JSON).read_text(encoding="utf-8")).get("paths") or {}
+    except (OSError, ValueError):
+        return None
+    same = prev.get("board") == ctx.board.id and prev.get("latency_ms") == lat
+    return float(prev["max_macs"]) if same and prev.get("max_macs") is not None else None
 
 
 def stage_search(ctx: Context, d: Path) -> dict[str, Any]:
