@@ -125,13 +125,16 @@ def plan_steps(available_s: float, step_s: float, steps_per_epoch: int, per_epoc
     return max(min_steps, int(usable / per_step))
 
 
-def allot(remaining_s: float, shares: Mapping[str, float], stage: str, order: Sequence[str]) -> float:
+def allot(remaining_s: float, shares: Mapping[str, float], stage: str, order: Sequence[str],
+          first: str | None = None) -> float:
     """The seconds `stage` gets now: its share of what is left, among itself and the budgeted stages after it.
 
     Recomputing from what is left is what rolls unspent time over (and takes
-    an overrun out of the later stages instead of the total).
+    an overrun out of the later stages instead of the total). With `first`
+    (an earlier stage, not yet run) it is a forecast: what `stage` will get
+    if every stage from `first` on spends exactly its share.
     """
-    later = list(order)[list(order).index(stage):]
+    later = list(order)[list(order).index(stage if first is None else first):]
     weight = sum(shares[s] for s in later)
     return max(0.0, remaining_s) * shares[stage] / weight if weight > 0 else max(0.0, remaining_s)
 

@@ -39,7 +39,7 @@ from ..deploy.pipeline import export_subnet
 from ..latency import lut_for_board
 from ..deploy.footprint import predict_if_calibrated
 from ..profile import format_report, plot_memory, profile_graph
-from ..search import run_search
+from ..search import Problem, run_search
 from ..space.arch import load_arch
 from ..space.spec import load_space, replace_spec, space_for_block
 from ..spaceopt import check_widths, default_resolutions, optimize_space, plot_flops_cdf, scaled_hw
@@ -91,8 +91,7 @@ class RunClock:
         """Seconds `stage` will get if every timed stage from `first` on spends exactly its share."""
         if self.deadline is None:
             return None
-        later = TIMED_STAGES[TIMED_STAGES.index(first):]
-        return self.deadline.remaining() * self.shares[stage] / sum(self.shares[s] for s in later)
+        return allot(self.deadline.remaining(), self.shares, stage, TIMED_STAGES, first)
 
     def charge(self, seconds: float) -> None:
         """Take a stage finished in an earlier invocation off what is left."""
@@ -210,7 +209,6 @@ def _searchable_paths(ctx: Context, spec) -> PathFilter:
     """Only paths the search may hand back: they fit the board (and run.latency_ms), and under a
     time budget stay within PATHS_SLACK x the MACs the fine-tune can train (forecast from the
     space stage's probe and the shares, before the supernet has measured its own speed)."""
-    cm = CostModel(spec, ctx.board)
     lat = ctx.cfg["run"]["latency_ms"] or None
     n = len(ctx.bundle.train)
     epochs = _epochs_needed(ctx.cfg["finetune"]["min_epochs"], ctx.cfg["space"]["min_images"], n)
@@ -220,17 +218,13 @@ def _searchable_paths(ctx: Context, spec) -> PathFilter:
     if macs is None and forecast is not None:
         macs = PATHS_SLACK * forecast
 
-    def accept(g: np.ndarray) -> np.ndarray:
-        c = cm.evaluate(g)
-        bad = cm.constraint_masks(c, lat)
-        ok = ~(bad["sram"] | bad["flash"] | bad["latency"])
-        return ok if macs is None else ok & (np.asarray(c.macs) <= macs)
-
+    # the search's own feasibility test (Problem.cost), so "searchable" cannot drift from what it keeps
+    problem = Problem(spec, CostModel(spec, ctx.board), accuracy=lambda archs: None, latency_ms=lat, max_macs=macs)
     record = {"board": ctx.board.id, "latency_ms": lat, "max_macs": None if macs is None else round(macs)}
     ctx.log("supernet: training only paths the search may hand back (fit the board"
             + ("" if lat is None else f", {lat:g} ms") + ("" if macs is None else f", <= {macs / 1e6:.1f} M MACs: "
             f"{PATHS_SLACK:g} x what the fine-tune can train for {epochs:.3g} epochs, as forecast") + ")")
-    return PathFilter(accept, lambda g: np.asarray(cm.evaluate(g).macs), record)
+    return PathFilter(lambda g: problem.cost(g).feasible, lambda g: problem.cost(g).values["macs"], record)
 
 
 def _resumed_paths_macs(ctx: Context, lat: float | None) -> float | None:
