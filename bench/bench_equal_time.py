@@ -77,6 +77,16 @@ def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
     return cmd
 
 
+def contest_order(runs: list[str], baselines: list[str], side_by_side: int) -> list[str]:
+    """Searches first, then baselines; side by side, alternated (run, baseline, run, ...) so that
+    each search shares its hour with a baseline rather than with another search."""
+    if side_by_side == 1:
+        return [*runs, *baselines]
+    order = [n for pair in zip(runs, baselines) for n in pair]
+    k = min(len(runs), len(baselines))
+    return [*order, *runs[k:], *baselines[k:]]
+
+
 def stage_seconds(summary: dict) -> dict[str, float]:
     """Seconds per stage, as summary.json records them (run and baseline alike)."""
     return {k: v for k, v in (summary.get("stage_wall_s") or {}).items() if v is not None}
@@ -186,7 +196,8 @@ def main(argv: list[str]) -> int:
         return 2
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    names = ["run", *(f"run:{b}" for b in args.run_blocks), *args.run_configs, *args.names]
+    names = contest_order(["run", *(f"run:{b}" for b in args.run_blocks), *args.run_configs], args.names,
+                          args.side_by_side)
     with ThreadPoolExecutor(args.side_by_side) as pool:  # threads only wait on the contestants' processes
         rows = list(pool.map(lambda name: contest(name, args, root), names))
     fitting = [r for r in rows if not is_run(r["model"]) and r.get("fits") and "accuracy_int8" in r]
