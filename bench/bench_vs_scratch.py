@@ -106,6 +106,7 @@ def main() -> None:
     else:
         scratch = train_arch(arch, bundle, out / "scratch", None, data_meta=meta, batch_size=bs, lr=t["lr"],
                              warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], seed=cfg["run"]["seed"],
+                             weight_decay=t.get("weight_decay", 5e-5),  # runs from before the key had 5e-5
                              force=True, progress=True, total_steps=need)
     scratch_wall = scratch["wall_s"]
     sd = torch.load(out / "scratch" / "model.pt", map_location="cpu", weights_only=True)

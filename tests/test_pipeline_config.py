@@ -32,6 +32,7 @@ def test_precedence_preset_file_cli():
      "space.block: 'mb,res,res,res,res,res,res' names 7 block types, but the mb space has 6 stages"),
     ({"finetune": {"min_epochs": 0}}, "finetune.min_epochs must be positive, got 0"),
     ({"train": {"paths": "fitting"}}, "train.paths must be searchable or all, got 'fitting'"),
+    ({"train": {"weight_decay": -1e-4}}, "train.weight_decay must be in [0, 0.1), got -0.0001"),
 ])
 def test_bad_config_is_one_line(file_cfg, msg):
     with pytest.raises(UserError) as e:

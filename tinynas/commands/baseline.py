@@ -2,7 +2,7 @@
 
 The comparison a user has to make before trusting a search: the same data
 split (run.val_fraction, run.holdout_fraction, seed), the same standalone
-recipe (train.batch_size, train.lr, warm-up, Nesterov, augmentation, label
+recipe (train.batch_size, train.lr, train.weight_decay, warm-up, Nesterov, augmentation, label
 smoothing, keep-best on the holdout) and the same time budget as
 `tinynas run --time T`, then the same export and profile stages, writing the
 same DIR/{finetune,export,profile}/, summary.json and report.
@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         t = cfg["train"]
         t0 = time.time()
         res = train_arch(arch, bundle, out / "finetune", epochs, data_meta=meta, batch_size=t["batch_size"],
-                         lr=t["lr"], seed=cfg["run"]["seed"], warmup_epochs=t["warmup_epochs"],
+                         lr=t["lr"], weight_decay=t["weight_decay"], seed=cfg["run"]["seed"],
+                         warmup_epochs=t["warmup_epochs"],
                          nesterov=t["nesterov"], keep_best=True, time_budget_s=budget_s, force=True,
                          info={"baseline": args.model})
         trained = True

@@ -55,8 +55,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # paths: "searchable" trains only paths the search may hand back (fit the board and run.latency_ms;
     # under a time budget within 1.25 x the MACs the fine-tune can train), "all" the whole space
     # (CIFAR-10 at 20 min: a quarter of the space's paths are searchable; same benchmark as [time]).
-    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "paths_per_step": 1, "sampling": "uniform",
-              "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0, "paths": "searchable"},
+    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-5, "paths_per_step": 1,
+              "sampling": "uniform", "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0, "paths": "searchable"},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 1000,
                "prefer": "efficient", "tie_z": 1.0},
     # finetune.lr: the winner's inherited weights still want the supernet's peak rate. On the CIFAR-10
@@ -211,6 +211,8 @@ def validate(cfg: Mapping[str, Mapping[str, Any]]) -> None:
     if not 0 <= cfg["train"]["end_lr"] < cfg["train"]["lr"]:
         raise UserError(f"train.end_lr must be >= 0 and below train.lr ({cfg['train']['lr']:g}), "
                         f"got {cfg['train']['end_lr']}")
+    if not 0 <= cfg["train"]["weight_decay"] < 0.1:
+        raise UserError(f"train.weight_decay must be in [0, 0.1), got {cfg['train']['weight_decay']}")
     if cfg["train"]["warmup_epochs"] < 0:
         raise UserError(f"train.warmup_epochs must be >= 0, got {cfg['train']['warmup_epochs']}")
     if cfg["search"]["prefer"] not in ("efficient", "accuracy"):

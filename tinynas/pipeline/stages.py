@@ -197,7 +197,8 @@ def stage_supernet(ctx: Context, d: Path) -> dict[str, Any]:
     t = ctx.cfg["train"]
     paths = _searchable_paths(ctx, spec) if t["paths"] == "searchable" else None
     summary = train_supernet(spec, ctx.bundle, ctx.meta, d, epochs=t["epochs"], batch_size=t["batch_size"],
-                             lr=t["lr"], paths_per_step=t["paths_per_step"], seed=ctx.cfg["run"]["seed"],
+                             lr=t["lr"], weight_decay=t["weight_decay"], paths_per_step=t["paths_per_step"],
+                             seed=ctx.cfg["run"]["seed"],
                              resume=True, progress=ctx.rank == 0, sampling=t["sampling"],
                              warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], end_lr=t["end_lr"],
                              time_budget_s=ctx.allotted.get("supernet"), paths=paths)
@@ -324,7 +325,7 @@ def stage_finetune(ctx: Context, d: Path) -> dict[str, Any]:
                    lr=f["lr"],
                    distill=f["distill"], seed=ctx.cfg["run"]["seed"], progress=ctx.rank == 0,
                    data_meta=ctx.meta, force=True, keep_best=f["keep_best"],
-                   batch_size=ctx.cfg["train"]["batch_size"],
+                   batch_size=ctx.cfg["train"]["batch_size"], weight_decay=ctx.cfg["train"]["weight_decay"],
                    calib_images=ctx.cfg["search"]["calib_images"],
                    time_budget_s=ctx.allotted.get("finetune"))
     sel = res["selection"]
