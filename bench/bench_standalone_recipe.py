@@ -100,6 +100,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--side-by-side", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/standalone_recipe")
+    p.add_argument("--no-base", action="store_true", help="leave out the run's own recipe (already measured)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     run = Path(args.from_run)
@@ -122,7 +123,7 @@ def main(argv: list[str]) -> int:
         row = train_one(Path(args.from_run), args.one, args.parsed.get(args.one, {}), args.budget_s, out, args.seed)
         write_json(out / f"{args.one}.json", row)
         return 0
-    names = ["base", *args.parsed]
+    names = [*([] if args.no_base else ["base"]), *args.parsed]
     with ThreadPoolExecutor(args.side_by_side) as pool:  # threads only wait on the variants' processes
         rows = list(pool.map(lambda n: contest(n, argv, out), names))
     result = {"from_run": args.from_run, "time": args.time, "side_by_side": args.side_by_side, "rows": rows,
