@@ -41,6 +41,7 @@ import torch
 from tinynas.atomic import write_json
 from tinynas.data.meta import load_from_meta
 from tinynas.errors import UserError
+from tinynas.pipeline.config import standalone_recipe
 from tinynas.space.arch import load_arch
 from tinynas.timebudget import parse_duration
 from tinynas.train.finetune import train_arch
@@ -65,9 +66,7 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
 
 def base_recipe(run: Path) -> dict[str, Any]:
     """The standalone recipe the run's baselines and scratch use: its [train] table."""
-    t = tomllib.loads((run / "run.toml").read_text())["train"]
-    return {"lr": t["lr"], "batch_size": t["batch_size"], "warmup_epochs": t["warmup_epochs"],
-            "nesterov": t["nesterov"], **({"weight_decay": t["weight_decay"]} if "weight_decay" in t else {})}
+    return standalone_recipe(tomllib.loads((run / "run.toml").read_text())["train"])
 
 
 def train_one(run: Path, name: str, kw: dict[str, Any], budget_s: float, out: Path, seed: int) -> dict:

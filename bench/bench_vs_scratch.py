@@ -42,6 +42,7 @@ import torch
 
 from tinynas.data.meta import load_from_meta
 from tinynas.deploy.pipeline import export_subnet
+from tinynas.pipeline.config import standalone_recipe
 from tinynas.space.arch import load_arch
 from tinynas.train.finetune import train_arch
 
@@ -104,10 +105,8 @@ def main() -> None:
     if args.reuse_scratch and done.exists() and read(done)["steps"] == need:
         scratch = read(done)  # trained earlier by this script for the same steps
     else:
-        scratch = train_arch(arch, bundle, out / "scratch", None, data_meta=meta, batch_size=bs, lr=t["lr"],
-                             warmup_epochs=t["warmup_epochs"], nesterov=t["nesterov"], seed=cfg["run"]["seed"],
-                             weight_decay=t.get("weight_decay", 5e-5),  # runs from before the key had 5e-5
-                             force=True, progress=True, total_steps=need)
+        scratch = train_arch(arch, bundle, out / "scratch", None, data_meta=meta, seed=cfg["run"]["seed"],
+                             force=True, progress=True, total_steps=need, **{**standalone_recipe(t), "batch_size": bs})
     scratch_wall = scratch["wall_s"]
     sd = torch.load(out / "scratch" / "model.pt", map_location="cpu", weights_only=True)
     exp = export_subnet(arch, sd, bundle, out / "scratch_export", target="none", force=True, progress=False,

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from tinynas.errors import UserError
-from tinynas.pipeline.config import build_config, stage_hash, to_toml
+from tinynas.pipeline.config import build_config, stage_hash, standalone_recipe, to_toml
 from tinynas.pipeline.report import to_html, to_markdown
 
 
@@ -84,3 +84,12 @@ def test_time_budget_round_trips_through_run_toml():
     for cli in ({}, {"run": {"time": "2h30m"}}, {"train": {"epochs": 3}}):
         cfg = build_config({"time": {"supernet": 0.5, "search": 0.2, "finetune": 0.3}}, cli)
         assert build_config(tomllib.loads(to_toml(cfg)), {}) == cfg
+
+
+def test_standalone_recipe_follows_the_train_table():
+    """Baselines and the scratch comparison train with the run's [train] recipe, old run.toml files too."""
+    t = build_config(None, {"train": {"weight_decay": 2e-3, "lr": 0.1}})["train"]
+    r = standalone_recipe(t)
+    assert (r["weight_decay"], r["lr"], r["batch_size"]) == (2e-3, 0.1, t["batch_size"])
+    old = {k: v for k, v in t.items() if k != "weight_decay"}  # a run.toml from before the key
+    assert standalone_recipe(old)["weight_decay"] == 5e-5

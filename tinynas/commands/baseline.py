@@ -20,7 +20,7 @@ from ..baselines import NAMES, baseline_arch
 from ..boards import add_board_argument, load_board
 from ..errors import UserError
 from ..paths import check_output_dir
-from ..pipeline.config import build_config, read_toml, to_toml
+from ..pipeline.config import build_config, read_toml, standalone_recipe, to_toml
 from ..pipeline.data import load_run_data
 from ..pipeline.main import StartGuard, check_data_arg, lock_out_dir, refuse_foreign
 from ..pipeline.records import StageRecord
@@ -92,13 +92,10 @@ def run(args: argparse.Namespace) -> int:
         log(f"{args.model} (width {arch['width_mult']:g}) on {board.id}, "
             + (f"{budget_s:.0f} s of training" if budget_s else f"{epochs} epochs"))
         ctx = Context(cfg=cfg, out=out, board=board, bundle=bundle, meta=meta, log=log)
-        t = cfg["train"]
         t0 = time.time()
-        res = train_arch(arch, bundle, out / "finetune", epochs, data_meta=meta, batch_size=t["batch_size"],
-                         lr=t["lr"], weight_decay=t["weight_decay"], seed=cfg["run"]["seed"],
-                         warmup_epochs=t["warmup_epochs"],
-                         nesterov=t["nesterov"], keep_best=True, time_budget_s=budget_s, force=True,
-                         info={"baseline": args.model})
+        res = train_arch(arch, bundle, out / "finetune", epochs, data_meta=meta, seed=cfg["run"]["seed"],
+                         keep_best=True, time_budget_s=budget_s, force=True, info={"baseline": args.model},
+                         **standalone_recipe(cfg["train"]))
         trained = True
         results = {"train": StageRecord(stage="train", wall_s=round(time.time() - t0, 1),
                                         planned_s=res.get("planned_s"), spent_s=res.get("spent_s"),

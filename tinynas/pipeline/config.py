@@ -250,6 +250,17 @@ def time_budget_s(cfg: Mapping[str, Mapping[str, Any]]) -> float | None:
     """The run's budget in seconds, or None when it runs on counts."""
     return parse_duration(cfg["run"]["time"]) if cfg["run"]["time"] else None
 
+
+def standalone_recipe(train: Mapping[str, Any]) -> dict[str, Any]:
+    """`train_arch` keywords for training one arch from random init: baselines, scratch, recipe screens.
+
+    One place, so a baseline and the scratch comparison can never drift from the run's [train] table.
+    A run.toml written before `train.weight_decay` existed trained with the old hard-wired 5e-5.
+    """
+    return {"lr": train["lr"], "batch_size": train["batch_size"], "warmup_epochs": train["warmup_epochs"],
+            "nesterov": train["nesterov"], "weight_decay": train.get("weight_decay", 5e-5)}
+
+
 def stage_hash(cfg: Mapping[str, Mapping[str, Any]], stage: str, upstream: str = "") -> str:
     """What a finished stage depends on: the run's identity, its own section, and its upstream's hash.
 
