@@ -24,7 +24,11 @@ Both are measured on the validation split, which neither chose anything on
 
     .venv/bin/python bench/bench_vs_scratch.py --data digits --out runs/vs_scratch_digits
     .venv/bin/python bench/bench_vs_scratch.py --data ../shared/data/cifar10-jpeg/train.zip --val-count 5000 \\
-        --config bench/cifar_equal.toml --out runs/vs_scratch_cifar
+        --config t20m.toml --out runs/vs_scratch_cifar
+
+where t20m.toml holds `[run] time = "20m"`. `--reuse-run` takes a finished run
+already at OUT/run (for example one that `bench_equal_time.py` made: link or
+copy its run folder there) and trains only the scratch side.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--reuse-run", action="store_true", help="reuse a finished OUT/run instead of running again")
     ap.add_argument("--reuse-scratch", action="store_true",
-                    help="reuse OUT/scratch when it was trained for the same number of epochs")
+                    help="reuse OUT/scratch when it was trained for the same number of steps")
     ap.add_argument("--equal", choices=["steps", "images"], default="steps",
                     help="what scratch gets as much of as the pipeline (default: %(default)s)")
     args = ap.parse_args()
