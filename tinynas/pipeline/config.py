@@ -61,6 +61,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # (5e-4 -> 1e-3); whole runs at 20 min side by side, 5e-5 against 1e-3: int8 0.743 / 0.782 (seed 0),
     # 0.773 / 0.766 (seed 1). Head-to-head at 1e-3 (bench_equal_time, 20 min, side by side, 2026-12-02):
     # run 0.785 / 0.788 (seeds 0/1), ResNet-8 0.756, MobileNetV2 0.758; at 5e-5 0.751 / 0.752, 0.717, 0.713.
+    # 2e-3 won the 12 min screen (+1.2) but lost as whole 20 min runs side by side with 1e-3 (bench_equal_time
+    # --run-configs, 2026-12-02): int8 0.756 / 0.779 (seed 0), 0.777 / 0.784 (seed 1).
     "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "weight_decay": 1e-3, "paths_per_step": 1,
               "sampling": "uniform", "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0, "paths": "searchable"},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 1000,
