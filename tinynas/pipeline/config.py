@@ -28,6 +28,7 @@ from typing import Any, Mapping
 from ..errors import UserError
 from ..space.spec import space_for_block
 from ..timebudget import parse_duration
+from ..train.optim import WEIGHT_DECAY
 
 # Sections and keys with their types; the values here are the "small" budget.
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     # run 0.785 / 0.788 (seeds 0/1), ResNet-8 0.756, MobileNetV2 0.758; at 5e-5 0.751 / 0.752, 0.717, 0.713.
     # 2e-3 won the 12 min screen (+1.2) but lost as whole 20 min runs side by side with 1e-3 (bench_equal_time
     # --run-configs, 2026-12-02): int8 0.756 / 0.779 (seed 0), 0.777 / 0.784 (seed 1).
-    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "weight_decay": 1e-3, "paths_per_step": 1,
+    "train": {"epochs": 12, "batch_size": 64, "lr": 0.05, "weight_decay": WEIGHT_DECAY, "paths_per_step": 1,
               "sampling": "uniform", "warmup_epochs": 1.0, "nesterov": False, "end_lr": 0.0, "paths": "searchable"},
     "search": {"strategy": "evolution", "candidates": 40, "calib_images": 128, "proxy_images": 1000,
                "prefer": "efficient", "tie_z": 1.0},

@@ -44,7 +44,7 @@ from ..stats import clearly_better
 from ..supernet import DEFAULT_CALIB_IMAGES, accuracy, calibration_batches, load_supernet, recalibrate_bn
 from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, check_step_count, replanner, smoothed_ce, soft_ce
-from .optim import MaskedSGD
+from .optim import WEIGHT_DECAY, MaskedSGD
 
 
 def check_arch_data(arch: Mapping, bundle) -> None:
@@ -127,7 +127,7 @@ class BestKeeper:
 def train_arch(arch: Mapping, bundle, out_dir: str | Path, epochs: int | None, *, data_meta: Mapping[str, Any],
                init_state: Mapping[str, torch.Tensor] | None = None, teacher: torch.nn.Module | None = None,
                kd_ratio: float = 1.0, batch_size: int = 128, lr: float = 0.05, seed: int = 0,
-               momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
+               momentum: float = 0.9, weight_decay: float = WEIGHT_DECAY, label_smoothing: float = 0.1,
                steps_per_epoch: int | None = None, augment: bool = True, progress: bool = True,
                force: bool = False, device: str | torch.device | None = None,
                info: Mapping[str, Any] | None = None, warmup_epochs: float = 0.0, nesterov: bool = False,

@@ -34,7 +34,7 @@ from torch.utils.data import DistributedSampler
 from ..errors import UserError
 from ..timebudget import Deadline, TimePlan, plan_steps
 from ..distributed import DistContext, average_buffers, average_gradients
-from .optim import Index, MaskedSGD, cosine_between, cosine_lr
+from .optim import WEIGHT_DECAY, Index, MaskedSGD, cosine_between, cosine_lr
 
 CURVE_POINTS_PER_EPOCH = 20  # loss samples kept per epoch for the training curve
 
@@ -47,7 +47,7 @@ class LoopConfig:
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
-    weight_decay: float = 5e-5
+    weight_decay: float = WEIGHT_DECAY
     label_smoothing: float = 0.1
     seed: int = 0
     steps_per_epoch: int | None = None  # cap per epoch, for quick runs and benchmarks

@@ -37,7 +37,7 @@ from ..timebudget import Deadline, Spend, TimePlan, plan_line, plan_steps
 from ..checkpoint import check_resumable, load_torch, save_torch
 from ..distributed import DistContext, barrier, pick_device, rank_and_world
 from .loop import LoopConfig, NonFiniteLoss, StepResult, Trainer, check_step_count, replanner, smoothed_ce, soft_ce
-from .optim import MaskedSGD
+from .optim import WEIGHT_DECAY, MaskedSGD
 from .report import plot_curve
 
 CHECKPOINT_FORMAT = "tinynas-supernet-checkpoint"
@@ -260,7 +260,7 @@ def _resume(ck: dict, out: Path, sn: Supernet, opt: MaskedSGD, cfg: LoopConfig, 
 def train_supernet(spec: SpaceSpec, bundle, data_meta: Mapping[str, Any], out_dir: str | Path, epochs: int,
                    batch_size: int = 128, lr: float = 0.1, seed: int = 0, resume: bool = False,
                    progress: bool = True, *, paths_per_step: int = 1, steps_per_epoch: int | None = None,
-                   momentum: float = 0.9, weight_decay: float = 5e-5, label_smoothing: float = 0.1,
+                   momentum: float = 0.9, weight_decay: float = WEIGHT_DECAY, label_smoothing: float = 0.1,
                    augment: bool = True, force: bool = False, device: str | torch.device | None = None,
                    final_eval: bool = True, calib_images: int = 500, warmup_epochs: float = 0.0,
                    nesterov: bool = False, sampling: str = "uniform", zero_init: bool = True,
