@@ -222,3 +222,14 @@ def test_space_cli_refuses_chw(tmp_path, capsys):
     rc = main(["space", "--input", "3x32x32", "--classes", "10", "--out", str(tmp_path / "s")])
     _one_line_error(capsys, rc, "did you mean 32x32x3")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("cmd", [["train-supernet", "--data", "digits"],
+                                 ["finetune", "--arch", "a.json", "--supernet", "sn"]])
+@pytest.mark.parametrize("value, needle", [("-1e-3", "must be in [0, 0.1)"), ("0.1", "must be in [0, 0.1)"),
+                                           ("lots", "is not a number")])
+def test_weight_decay_refused_as_run_refuses_it(tmp_path, capsys, cmd, value, needle):
+    """--weight-decay takes what `tinynas run` takes for train.weight_decay, before any data is read."""
+    with pytest.raises(SystemExit) as e:  # argparse refuses it: usage errors leave through sys.exit(2)
+        main([*cmd, f"--weight-decay={value}", "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, e.value.code, needle)

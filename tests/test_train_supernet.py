@@ -58,12 +58,14 @@ def _nan_after(monkeypatch, calls: int) -> None:
 
 def test_outputs_follow_the_contract(npz, tmp_path, capsys):
     out = tmp_path / "sn"
-    rc = cli_main(["train-supernet", "--data", str(npz), "--out", str(out), "--epochs", "2", *TINY])
+    rc = cli_main(["train-supernet", "--data", str(npz), "--out", str(out), "--epochs", "2", "--weight-decay", "2e-4",
+                   *TINY])
     assert rc == 0, capsys.readouterr().err
     for f in ("supernet.pt", "checkpoint.pt", "space.json", "data.json", "train.json", "train_curve.png"):
         assert (out / f).is_file(), f
     t = json.loads((out / "train.json").read_text())
     assert [h["epoch"] for h in t["history"]] == [1, 2]
+    assert t["config"]["weight_decay"] == 2e-4  # the option reaches the optimiser's config
     for key in ("loss", "acc", "images_per_s", "wall_s"):
         assert all(np.isfinite(h[key]) for h in t["history"]), key
     assert 0 <= t["final_eval"]["largest_acc"] <= 1 and t["world_size"] == 1

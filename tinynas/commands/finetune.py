@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                      kd_ratio=args.kd_ratio, device=ctx.device, batch_size=args.batch_size, lr=args.lr,
                      seed=args.seed, steps_per_epoch=args.steps_per_epoch, augment=not args.no_augment,
                      progress=not args.no_progress, force=args.force, warmup_epochs=args.warmup_epochs,
-                     nesterov=args.nesterov, keep_best=not args.last)
+                     nesterov=args.nesterov, keep_best=not args.last, weight_decay=args.weight_decay)
         if ctx.is_main:
             print(f"[finetune] {r['arch_hash']}: val top-1 {r['accuracy_inherited']:.4f} inherited -> "
                   f"{r['accuracy_float']:.4f} after {args.epochs} epochs, kept epoch "

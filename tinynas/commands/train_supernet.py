@@ -13,6 +13,7 @@ from ..data import load_dataset
 from ..data.meta import data_meta
 from ..distributed import barrier, setup, teardown
 from ..space.spec import load_space
+from ..train.optim import WEIGHT_DECAY
 from ..train.spos import train_supernet
 
 
@@ -41,6 +42,17 @@ def add_parser(sub, name: str, help_text: str) -> None:
     p.set_defaults(func=run)
 
 
+def _weight_decay(value: str) -> float:
+    """The range `tinynas run` accepts for train.weight_decay, so both ways refuse the same values."""
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 1e-3)") from None
+    if not 0.0 <= f < 0.1:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 0.1) (e.g. 1e-3)")
+    return f
+
+
 def add_recipe_args(p, epochs: int, lr: float) -> None:
     """Options that supernet training and fine-tuning share (same loop, same recipe)."""
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs (default: %(default)s)")
@@ -50,6 +62,9 @@ def add_recipe_args(p, epochs: int, lr: float) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (quick runs)")
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="linear learning-rate warm-up before the cosine decay (default: %(default)s)")
+    p.add_argument("--weight-decay", type=_weight_decay, default=WEIGHT_DECAY, metavar="WD",
+                   help="SGD weight decay on conv and linear weights, as `tinynas run`'s train.weight_decay "
+                        "(default: %(default)s; before 2026-12-02 these commands used 5e-5)")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     p.add_argument("--no-augment", action="store_true", help="switch off crop/flip augmentation")
     p.add_argument("--device", default="auto", help="auto (default: GPU if present), cpu, cuda, cuda:1 ...")
@@ -89,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed, resume=args.resume, progress=not args.no_progress,
                            paths_per_step=args.paths_per_step, steps_per_epoch=args.steps_per_epoch,
                            augment=not args.no_augment, force=args.force, device=ctx.device,
-                           sampling=args.sampling, warmup_epochs=args.warmup_epochs, nesterov=args.nesterov)
+                           sampling=args.sampling, warmup_epochs=args.warmup_epochs, nesterov=args.nesterov,
+                           weight_decay=args.weight_decay)
         if ctx.is_main:
             last = s["history"][-1] if s["history"] else {}
             fe = s.get("final_eval") or {}
